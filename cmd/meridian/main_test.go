@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+)
+
+func runArgs(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, env{stdout: &out, stderr: &errb, rand: rand.Reader})
+	return code, out.String(), errb.String()
+}
+
+func TestCommandLine(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		inStdout string
+		inStderr string
+	}{
+		{nil, exitUsage, "", "Commands:"},
+		{[]string{"help"}, exitOK, "Commands:", ""},
+		{[]string{"--help"}, exitOK, "Commands:", ""},
+		{[]string{"help", "query"}, exitOK, "", "Usage: meridian query"},
+		{[]string{"version"}, exitOK, "meridian ", ""},
+		{[]string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
+		{[]string{"query"}, exitUsage, "", "no server given"},
+		{[]string{"query", "-h"}, exitOK, "", "-timeout"},
+		{[]string{"query", "--bogus", "x"}, exitUsage, "", "flag provided but not defined: -bogus"},
+		{[]string{"query", "-4", "-6", "x"}, exitUsage, "", "-4 and -6 exclude each other"},
+		{[]string{"query", "--count", "0", "x"}, exitUsage, "", "--count must be between 1 and 1000"},
+		{[]string{"query", "--count", "1001", "x"}, exitUsage, "", "--count must be between 1 and 1000"},
+		{[]string{"query", "--interval", "1ms", "x"}, exitUsage, "", "--interval must be at least 100ms"},
+		{[]string{"query", "--timeout", "0s", "x"}, exitUsage, "", "--timeout must be above 0"},
+		{[]string{"query", "--timeout", "2h", "x"}, exitUsage, "", "at most 1h"},
+		{[]string{"query", "--timeout", "soon", "x"}, exitUsage, "", "invalid value"},
+		// Flags after the server, and a resolution failure that needs no network.
+		{[]string{"query", "bad:port:x", "--json"}, exitFailure, `"ok": false`, ""},
+		{[]string{"query", "[::1]:0"}, exitFailure, "", "invalid port"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errs := runArgs(t, tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.inStdout) || !strings.Contains(errs, tt.inStderr) {
+				t.Errorf("meridian %q = %d\nstdout: %s\nstderr: %s\nwant %d, stdout containing %q, stderr containing %q",
+					tt.args, code, out, errs, tt.code, tt.inStdout, tt.inStderr)
+			}
+		})
+	}
+}
+
+func TestParseInterleaved(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	j := fs.Bool("json", false, "")
+	n := fs.Int("count", 1, "")
+	pos, err := parseInterleaved(fs, []string{"a", "--json", "b", "--count", "3", "c", "--", "--not-a-flag"})
+	if err != nil || !*j || *n != 3 || strings.Join(pos, ",") != "a,b,c,--not-a-flag" {
+		t.Errorf("parseInterleaved = %q, %v (json=%v count=%d)", pos, err, *j, *n)
+	}
+}
+
+// TestDocsListEveryFlag keeps the README and the manual page true: every
+// flag of every command must be documented in both.
+func TestDocsListEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, err := os.ReadFile("../../docs/man/meridian.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manText := strings.ReplaceAll(string(man), `\-`, "-")
+	_, _, help := runArgs(t, "query", "-h")
+	for _, line := range strings.Split(help, "\n") {
+		f, ok := strings.CutPrefix(strings.TrimSpace(line), "-")
+		if !ok || strings.HasPrefix(line, "    ") {
+			continue
+		}
+		name := strings.Fields(f)[0]
+		spelled := "--" + name
+		if len(name) == 1 {
+			spelled = "-" + name
+		}
+		if !strings.Contains(string(readme), "`"+spelled+" ") && !strings.Contains(string(readme), "`"+spelled+"`") {
+			t.Errorf("README.md does not document query flag %s", spelled)
+		}
+		if !strings.Contains(manText, ".B "+spelled+"\n") && !strings.Contains(manText, ".BI "+spelled+" ") {
+			t.Errorf("docs/man/meridian.1 does not document query flag %s", spelled)
+		}
+	}
+	for _, cmd := range []string{"query", "version", "help"} {
+		if !strings.Contains(usage, "  "+cmd+" ") || !strings.Contains(manText, ".B meridian "+cmd) && !strings.Contains(manText, ".SS "+cmd) {
+			t.Errorf("command %s missing from usage or manual page", cmd)
+		}
+	}
+}
