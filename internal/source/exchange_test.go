@@ -138,3 +138,37 @@ func FuzzCheckReply(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckReplyExtremeFields covers THREATS A8 and A9 on the client side:
+// extreme poll, precision, root delay and dispersion values and edge
+// timestamps are carried without overflow or panic.
+func TestCheckReplyExtremeFields(t *testing.T) {
+	for _, mod := range []func(*ntp.Header){
+		func(h *ntp.Header) { h.Poll, h.Precision = -128, 127 },
+		func(h *ntp.Header) { h.Poll, h.Precision = 127, -128 },
+		func(h *ntp.Header) { h.RootDelay, h.RootDisp = ntp.MaxShort, ntp.MaxShort },
+		func(h *ntp.Header) { h.Reference = ^ntp.Time(0) },
+		func(h *ntp.Header) { h.Reference = 0 },
+	} {
+		b := reply(mod)
+		s, err := CheckReply(b, xmt, t1, t4)
+		if err != nil {
+			t.Fatalf("CheckReply(%x) = %v", b, err)
+		}
+		var want ntp.Header
+		if err := want.Decode(b); err != nil || s.Header != want {
+			t.Errorf("CheckReply(%x) header %+v; want %+v", b, s.Header, want)
+		}
+		_ = ntp.Log2Duration(s.Header.Poll) + ntp.Log2Duration(s.Header.Precision) + s.Header.RootDistance().Duration()
+	}
+	// Timestamps that straddle the 2036 era boundary still give the right
+	// offset and delay.
+	era := ntp.TimeFrom(time.Date(2036, 2, 7, 6, 28, 15, 999_000_000, time.UTC))
+	b := reply(func(h *ntp.Header) {
+		h.Receive, h.Transmit = era.Add(3*time.Millisecond), era.Add(4*time.Millisecond)
+	})
+	s, err := CheckReply(b, xmt, era, era.Add(5*time.Millisecond))
+	if err != nil || s.Offset != time.Millisecond || s.Delay != 4*time.Millisecond {
+		t.Errorf("across the era: offset %v delay %v err %v; want 1ms 4ms", s.Offset, s.Delay, err)
+	}
+}
