@@ -1,0 +1,306 @@
+package peertest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// bindTimeout bounds the wait for a started daemon to bind its port;
+	// both bind within milliseconds on an idle machine.
+	bindTimeout = 10 * time.Second
+	// stopTimeout bounds each of the waits for a daemon to exit, first
+	// after SIGTERM and then after SIGKILL.
+	stopTimeout = 5 * time.Second
+	// installHint tells a developer how to get the peers.
+	installHint = "install the peers with: sudo .ci/install-peers"
+)
+
+// Peer is a running peer daemon. Its exported fields are read-only.
+type Peer struct {
+	// Name is "chrony" or "ntpsec".
+	Name string
+	// Version is the daemon's version, such as "4.3" or "1.2.2".
+	Version string
+	// Addr is where the daemon serves NTP. For ntpsec it is an address of
+	// the peer's own network namespace: reach it with Command.
+	Addr netip.AddrPort
+
+	cmd     *exec.Cmd
+	logPath string        // the daemon's stdout, stderr and log file
+	netns   string        // network namespace path, or "" for the test's own
+	done    chan struct{} // closed once the process has exited
+	waitErr error         // the process's exit status; read after done
+}
+
+// Command returns a command that runs name with args where it can reach
+// p.Addr: inside the peer's network namespace when it has one (by way of
+// nsenter, which needs root), and as exec.Command would otherwise.
+func (p *Peer) Command(name string, args ...string) *exec.Cmd {
+	return p.CommandContext(context.Background(), name, args...)
+}
+
+// CommandContext is like Command but kills the command when ctx is done, as
+// exec.CommandContext does.
+func (p *Peer) CommandContext(ctx context.Context, name string, args ...string) *exec.Cmd {
+	if p.netns == "" {
+		return exec.CommandContext(ctx, name, args...)
+	}
+	// nsenter enters only the network namespace and then execs name
+	// itself, so the command's process is the one exec.Cmd waits for.
+	nsArgs := append([]string{"--net=" + p.netns, "--", name}, args...)
+	return exec.CommandContext(ctx, "nsenter", nsArgs...)
+}
+
+// Log returns what the daemon has logged so far, for failure messages.
+func (p *Peer) Log() string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return string(b)
+}
+
+// start starts cmd, whose stdout and stderr go to logPath, as the daemon of
+// p, registers its stop with t.Cleanup, and waits until it has bound p.Addr.
+// The caller has set cmd.SysProcAttr, if it needs one.
+func start(t testing.TB, p *Peer, cmd *exec.Cmd) {
+	t.Helper()
+	out, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatalf("peertest: %v", err)
+	}
+	defer out.Close() // the daemon has its own copy
+	cmd.Stdout, cmd.Stderr = out, out
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	// If the test binary dies without running its cleanups (a test
+	// timeout, a crash), the kernel kills the daemon.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	p.cmd = cmd
+	p.done = make(chan struct{})
+
+	started := make(chan error, 1)
+	// The parent-death signal fires when the thread that started the
+	// process exits, not the whole test binary, so start and wait on one
+	// locked thread that lives as long as the daemon. The goroutine exits
+	// once the daemon has exited.
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer close(p.done)
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.waitErr = cmd.Wait()
+	}()
+	if err := <-started; errors.Is(err, syscall.EPERM) {
+		// Typically root in a container that may not create namespaces.
+		unavailable(t, "start %s: %v", p.Name, err)
+	} else if err != nil {
+		t.Fatalf("peertest: start %s: %v", p.Name, err)
+	}
+	t.Cleanup(func() { stop(t, p) })
+	waitBound(t, p)
+}
+
+// stop ends p's daemon with SIGTERM, or SIGKILL if it lingers, and waits for
+// it to exit. A daemon that exited on its own before is reported as an error.
+func stop(t testing.TB, p *Peer) {
+	select {
+	case <-p.done:
+		if !t.Failed() { // else waitBound or the test has said so
+			t.Errorf("peertest: %s exited during the test: %v\n%s", p.Name, p.waitErr, p.Log())
+		}
+		return
+	default:
+	}
+	// Errors are ignored: the process may exit between the check above and
+	// the signal, and then the waits below see it.
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return
+	case <-time.After(stopTimeout):
+	}
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+		t.Logf("peertest: %s needed SIGKILL\n%s", p.Name, p.Log())
+	case <-time.After(stopTimeout):
+		t.Errorf("peertest: %s (pid %d) survived SIGKILL for %v", p.Name, p.cmd.Process.Pid, stopTimeout)
+	}
+}
+
+// waitBound waits until p's process has a UDP socket bound to p.Addr, which
+// both daemons open once their configuration is read. It fails t if the
+// process exits or the wait exceeds bindTimeout.
+func waitBound(t testing.TB, p *Peer) {
+	t.Helper()
+	deadline := time.Now().Add(bindTimeout)
+	for {
+		ok, err := boundUDP(p.cmd.Process.Pid, p.Addr)
+		if ok {
+			return
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("peertest: %s exited before serving on %v: %v\n%s", p.Name, p.Addr, p.waitErr, p.Log())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("peertest: %s did not bind %v within %v (last error: %v)\n%s", p.Name, p.Addr, bindTimeout, err, p.Log())
+		}
+	}
+}
+
+// boundUDP reports whether process pid owns a UDP socket bound to the IPv4
+// address ap. It reads the socket table of the process's network namespace
+// (/proc/PID/net/udp) and matches the sockets' inodes against the process's
+// file descriptors, so a socket of another process on the same port does not
+// count.
+func boundUDP(pid int, ap netip.AddrPort) (bool, error) {
+	if !ap.Addr().Is4() {
+		return false, fmt.Errorf("%v: only IPv4 is supported", ap)
+	}
+	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/udp", pid))
+	if err != nil {
+		return false, err
+	}
+	// The kernel prints the address as hex of its 4 bytes read as a
+	// native-endian integer, and the port as plain hex.
+	a := ap.Addr().As4()
+	local := fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(a[:]), ap.Port())
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(table), "\n") {
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+		f := strings.Fields(line)
+		if len(f) > 9 && f[1] == local {
+			inodes["socket:["+f[9]+"]"] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return false, nil
+	}
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		return false, err
+	}
+	for _, fd := range fds {
+		// An fd closed since ReadDir fails Readlink; skipping it is right.
+		if target, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && inodes[target] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// unavailable ends a test that cannot run here: it fails in CI, where the
+// peers are installed and nothing may be skipped, and skips elsewhere.
+func unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := "peertest: " + fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: not skipping)")
+	} else {
+		t.Skip(msg)
+	}
+}
+
+// lookTool returns the path of an executable, searching PATH and then the
+// sbin folders, which a non-root PATH often lacks.
+func lookTool(name string) (string, error) {
+	if path, err := exec.LookPath(name); err == nil {
+		return path, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		path := filepath.Join(dir, name)
+		if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in PATH, /usr/sbin or /sbin", name)
+}
+
+// needTools returns the paths of the named executables, or ends t through
+// unavailable if one is missing.
+func needTools(t testing.TB, names ...string) []string {
+	t.Helper()
+	paths := make([]string, len(names))
+	for i, name := range names {
+		path, err := lookTool(name)
+		if err != nil {
+			unavailable(t, "%v; %s", err, installHint)
+		}
+		paths[i] = path
+	}
+	return paths
+}
+
+// isRoot reports whether the test runs as root, and so must drop CAP_SYS_TIME
+// from the daemons it starts.
+func isRoot() bool { return os.Geteuid() == 0 }
+
+// dropSysTime returns the command line that runs argv without CAP_SYS_TIME
+// in the bounding and inheritable sets, given setpriv's path.
+func dropSysTime(setpriv string, argv ...string) []string {
+	return append([]string{setpriv, "--bounding-set=-sys_time", "--inh-caps=-sys_time", "--"}, argv...)
+}
+
+// versionOf runs path with args and returns the word that follows prefix in
+// its output, such as "4.3" in "chronyd (chrony) version 4.3 (...)".
+func versionOf(path, prefix string, args ...string) (string, error) {
+	out, err := exec.Command(path, args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %v: %s", path, strings.Join(args, " "), err, out)
+	}
+	_, rest, ok := strings.Cut(string(out), prefix)
+	if f := strings.Fields(rest); ok && len(f) > 0 {
+		return f[0], nil
+	}
+	return "", fmt.Errorf("%s %s: no version after %q in %q", path, strings.Join(args, " "), prefix, out)
+}
+
+// repoRoot returns the nearest folder at or above the working directory that
+// holds go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod at or above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// checkStratum fails t unless s is a stratum a server can serve, 1 to 15.
+func checkStratum(t testing.TB, s int) {
+	t.Helper()
+	if s < 1 || s > 15 {
+		t.Fatalf("peertest: stratum %d out of range 1..15", s)
+	}
+}
