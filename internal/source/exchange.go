@@ -23,7 +23,8 @@ const (
 	// ErrVersion: the reply's version is 0 or above 4.
 	ErrVersion
 	// ErrUnsynchronized: the server says its clock is not synchronized
-	// (leap indicator 3 or stratum 16 and above).
+	// (leap indicator 3, stratum 16 and above, or stratum 0 with a status
+	// code such as INIT rather than a kiss-o'-death code).
 	ErrUnsynchronized
 	// ErrTimestamps: the receive or transmit timestamp is zero, or the
 	// server claims to have held the request longer than the round trip.
@@ -74,6 +75,13 @@ func (k KissError) Error() string {
 	return s
 }
 
+// isKissOfDeath reports whether code asks the client to stop or slow down
+// (RFC 5905 §7.4, RFC 8915 §5.7). Other stratum-0 codes, such as the INIT
+// that servers send before their first synchronization, only report status.
+func isKissOfDeath(code ntp.RefID) bool {
+	return code == ntp.KissRATE || code == ntp.KissDENY || code == ntp.KissRSTR || code == ntp.KissNTSN
+}
+
 // Request writes a client request into dst and returns the 48 bytes it
 // used. All fields but version (4), mode (3) and the transmit timestamp are
 // zero, so the request reveals nothing about the client's clock or state;
@@ -102,7 +110,8 @@ type Sample struct {
 // was xmt, sent at local time t1 and received at local time t4 (readings of
 // the local clock, not xmt), and returns the measurement. The error is a
 // Reason or a KissError. Kiss codes are reported only for replies whose
-// origin matches, so a spoofed kiss-o'-death is merely bogus.
+// origin matches, so a spoofed kiss-o'-death is merely bogus. A stratum-0
+// reply with any other code (INIT, STEP, ...) is ErrUnsynchronized.
 func CheckReply(b []byte, xmt, t1, t4 ntp.Time) (Sample, error) {
 	var p ntp.Packet
 	if err := p.Decode(b); err != nil {
@@ -114,11 +123,11 @@ func CheckReply(b []byte, xmt, t1, t4 ntp.Time) (Sample, error) {
 		return Sample{}, ErrMode
 	case xmt.IsZero() || h.Origin != xmt:
 		return Sample{}, ErrOrigin
-	case h.IsKiss():
+	case h.IsKiss() && isKissOfDeath(h.RefID):
 		return Sample{}, KissError{Code: h.RefID}
 	case h.Version == 0 || h.Version > 4:
 		return Sample{}, ErrVersion
-	case h.Leap == ntp.LeapUnsync || h.Stratum >= ntp.MaxStratum:
+	case h.Leap == ntp.LeapUnsync || h.Stratum == 0 || h.Stratum >= ntp.MaxStratum:
 		return Sample{}, ErrUnsynchronized
 	case h.Receive.IsZero() || h.Transmit.IsZero():
 		return Sample{}, ErrTimestamps
