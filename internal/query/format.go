@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -110,8 +111,10 @@ func WriteText(w, errw io.Writer, rs []Result, now time.Time) error {
 	return nil
 }
 
+// describe names the server as given, with the address it resolved to when
+// it was given by name.
 func describe(r Result) string {
-	if !r.Addr.IsValid() || r.Addr.String() == r.Server {
+	if host, _, err := splitHostPort(r.Server); err != nil || !r.Addr.IsValid() || isAddr(host) {
 		return r.Server
 	}
 	return r.Server + " (" + r.Addr.String() + ")"
@@ -139,4 +142,9 @@ func text(r Result, now time.Time) string {
 		line("samples", "%d valid of %d sent, %d bogus replies discarded", r.Valid, r.Sent, r.Discarded)
 	}
 	return b.String()
+}
+
+func isAddr(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }

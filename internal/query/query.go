@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,12 +35,16 @@ type Config struct {
 	// Timeout bounds the wait for each reply (default 5 s).
 	Timeout time.Duration
 	// Rand supplies the random transmit timestamps. It must be a
-	// cryptographically secure source such as crypto/rand.Reader.
+	// cryptographically secure source; nil means crypto/rand.Reader.
 	Rand io.Reader
 	// Resolver resolves server names; nil means a pure-Go resolver.
 	Resolver *net.Resolver
 	// Now reads the local clock; nil means time.Now. Tests may replace it.
+	// Kernel receive timestamps read the system clock, so they are used
+	// only when Now is nil.
 	Now func() time.Time
+
+	systemClock bool // Now was nil: kernel timestamps agree with it
 }
 
 func (c *Config) defaults() {
@@ -55,11 +60,14 @@ func (c *Config) defaults() {
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Second
 	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
 	if c.Resolver == nil {
 		c.Resolver = &net.Resolver{PreferGo: true}
 	}
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now, c.systemClock = time.Now, true
 	}
 }
 
@@ -190,7 +198,7 @@ func familyName(network string) string {
 	return "IP"
 }
 
-// splitHostPort accepts HOST, HOST:PORT, IPv6 and [IPv6]:PORT.
+// splitHostPort accepts HOST, HOST:PORT, IPv6, [IPv6] and [IPv6]:PORT.
 func splitHostPort(s string) (string, uint16, error) {
 	if s == "" {
 		return "", 0, errors.New("empty server name")
@@ -202,16 +210,22 @@ func splitHostPort(s string) (string, uint16, error) {
 	if err != nil {
 		var ae *net.AddrError
 		if errors.As(err, &ae) && ae.Err == "missing port in address" {
+			if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+				s = s[1 : len(s)-1] // [IPv6] without a port
+			}
 			return s, DefaultPort, nil
 		}
-		return "", 0, fmt.Errorf("server %q: %w", s, err)
+		if errors.As(err, &ae) {
+			return "", 0, errors.New(ae.Err) // ae.Error() would repeat the server
+		}
+		return "", 0, err
 	}
 	p, err := strconv.ParseUint(ps, 10, 16)
 	if err != nil || p == 0 {
-		return "", 0, fmt.Errorf("server %q: invalid port %q", s, ps)
+		return "", 0, fmt.Errorf("invalid port %q", ps)
 	}
 	if host == "" {
-		return "", 0, fmt.Errorf("server %q: empty host", s)
+		return "", 0, errors.New("empty host")
 	}
 	return host, uint16(p), nil
 }
@@ -219,12 +233,15 @@ func splitHostPort(s string) (string, uint16, error) {
 // exchange sends one request from a new socket and waits for its reply,
 // discarding bogus packets until the timeout.
 func exchange(ctx context.Context, cfg *Config, addr netip.AddrPort, r *Result) (source.Sample, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return source.Sample{}, nil, err // do not send what nobody waits for
+	}
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return source.Sample{}, nil, fmt.Errorf("socket: %w", err)
 	}
 	defer conn.Close()
-	kernelTS := enableRxTimestamps(conn) == nil
+	kernelTS := cfg.systemClock && enableRxTimestamps(conn) == nil
 
 	var rnd [8]byte
 	if _, err := io.ReadFull(cfg.Rand, rnd[:]); err != nil {
@@ -240,13 +257,19 @@ func exchange(ctx context.Context, cfg *Config, addr netip.AddrPort, r *Result) 
 		return source.Sample{}, nil, err
 	}
 
-	deadline := cfg.Now().Add(cfg.Timeout)
+	// Socket deadlines follow the system clock, whatever cfg.Now says.
+	deadline := time.Now().Add(cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if err := conn.SetReadDeadline(deadline); err != nil {
 		return source.Sample{}, nil, err
 	}
+	// Cancelling ctx ends the wait for a reply: the read then fails as if
+	// timed out and ctx.Err() is returned. Errors are ignored because conn
+	// may already be closed.
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
 	t1 := ntp.TimeFrom(cfg.Now())
 	if _, err := conn.Write(b); err != nil {
 		return source.Sample{}, nil, fmt.Errorf("send: %w", err)
@@ -256,7 +279,7 @@ func exchange(ctx context.Context, cfg *Config, addr netip.AddrPort, r *Result) 
 	buf := make([]byte, 2048)
 	oob := make([]byte, 128)
 	for {
-		n, oobn, _, _, err := conn.ReadMsgUDPAddrPort(buf, oob)
+		n, oobn, flags, _, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		now := cfg.Now()
 		if err != nil {
 			var ne net.Error
@@ -270,6 +293,10 @@ func exchange(ctx context.Context, cfg *Config, addr netip.AddrPort, r *Result) 
 				return source.Sample{}, nil, fmt.Errorf("%w (nothing listens on that port)", syscall.ECONNREFUSED)
 			}
 			return source.Sample{}, nil, fmt.Errorf("receive: %w", err)
+		}
+		if flags&msgTrunc != 0 {
+			r.Discarded++ // larger than any reply to a 48-byte request
+			continue
 		}
 		rx := now
 		if kernelTS {

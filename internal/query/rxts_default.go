@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// msgTrunc is 0: truncated datagrams are not detected on this platform and
+// fail validation instead.
+const msgTrunc = 0
+
 // enableRxTimestamps reports that kernel receive timestamps are not
 // available on this platform; replies are stamped when the read returns.
 func enableRxTimestamps(*net.UDPConn) error {

@@ -9,6 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// msgTrunc is the receive flag of a datagram cut short by the buffer.
+const msgTrunc = unix.MSG_TRUNC
+
 // enableRxTimestamps asks the kernel to stamp each received datagram with
 // the time it arrived (SO_TIMESTAMPNS), which is closer to the true arrival
 // than any reading taken after the read returns.
