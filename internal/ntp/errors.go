@@ -12,7 +12,8 @@ const (
 	// ErrShort means a packet is shorter than the 48-byte header.
 	ErrShort Error = "ntp: packet shorter than 48 bytes"
 	// ErrTrailing means bytes after the header (or after the last extension
-	// field) are too few to be an extension field and are not a MAC.
+	// field) are too few to be an extension field (RFC 7822 §7.5: fewer
+	// than 28) and are not a MAC of a valid length.
 	ErrTrailing Error = "ntp: trailing bytes are neither an extension field nor a MAC"
 	// ErrExtLength means an extension field declares a length below 16 bytes.
 	ErrExtLength Error = "ntp: extension field shorter than 16 bytes"
@@ -24,7 +25,7 @@ const (
 	ErrExtTooLong Error = "ntp: extension field value too long"
 	// ErrBuffer means the destination buffer is too small.
 	ErrBuffer Error = "ntp: destination buffer too small"
-	// ErrField means a header field is out of range (leap > 3, version or
-	// mode > 7) or a MAC has an invalid length, so it cannot be encoded.
+	// ErrField means a packet cannot be encoded: a header field is out of
+	// range (leap > 3, version or mode > 7) or the MAC has an invalid length.
 	ErrField Error = "ntp: header field out of range"
 )

@@ -13,8 +13,14 @@ func ExamplePacket_Decode() {
 	b := make([]byte, ntp.HeaderLen+28)
 	h := ntp.Header{Version: 4, Mode: ntp.ModeServer, Stratum: 2, Poll: 6, Precision: -20,
 		RefID: ntp.RefID{192, 0, 2, 1}}
-	h.Encode(b)
-	ntp.PutExt(b[ntp.HeaderLen:], 0x0104, []byte("unique identifier value"))
+	if _, err := h.Encode(b); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := ntp.PutExt(b[ntp.HeaderLen:], 0x0104, []byte("unique identifier value")); err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	var p ntp.Packet
 	if err := p.Decode(b); err != nil {

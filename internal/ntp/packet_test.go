@@ -126,9 +126,12 @@ func TestDecodeExtensionFields(t *testing.T) {
 		{"EF+MAC", cat(h, ef(0x0104, 36, 36), mac20), nil, 1, 20},
 		{"EF+MAC unknown key", cat(h, ef(0x0104, 40, 40), mac24), nil, 1, 24},
 		{"unknown type critical-looking", cat(h, ef(0xFFFF, 28, 28)), nil, 1, 0},
-		{"one 16-byte EF", cat(h, ef(0x8001, 16, 16)), nil, 1, 0},
+		{"one 16-byte EF without MAC (RFC 7822 §7.5)", cat(h, ef(0x8001, 16, 16)), ErrTrailing, 0, 0},
+		{"one 24-byte EF without MAC reads as a MAC", cat(h, ef(0x8001, 24, 24)), nil, 0, 24},
+		{"one 16-byte EF and a MAC", cat(h, ef(0x8001, 16, 16), mac20), nil, 1, 20},
 		{"EF exactly filling", cat(h, ef(0x0104, 28, 28)), nil, 1, 0},
-		{"many tiny EFs", cat(h, tiny), nil, 100, 0},
+		{"many tiny EFs", cat(h, tiny, ef(0x7777, 28, 28)), nil, 101, 0},
+		{"many tiny EFs, last too short", cat(h, tiny), ErrTrailing, 0, 0},
 		{"1 KiB EF", cat(h, big), nil, 1, 0},
 		{"length 0", cat(h, ef(1, 0, 28)), ErrExtLength, 0, 0},
 		{"length 2", cat(h, ef(1, 2, 28)), ErrExtLength, 0, 0},
@@ -233,6 +236,30 @@ func TestExtFieldsOnGarbage(t *testing.T) {
 	}
 	if _, ok := it.Next(); ok {
 		t.Error("Next after an error returned a field")
+	}
+}
+
+func TestEncodeRejectsWhatDecodeRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Packet
+		want error
+	}{
+		{"7-byte MAC", Packet{Header: Header{Version: 4}, MAC: make([]byte, 7)}, ErrField},
+		{"DES MAC in v4", Packet{Header: Header{Version: 4}, MAC: make([]byte, 12)}, ErrField},
+		{"5-byte fields", Packet{Header: Header{Version: 4}, Ext: make([]byte, 5)}, ErrTrailing},
+		{"lying field", Packet{Header: Header{Version: 4}, Ext: ef(1, 40, 32)}, ErrExtOverrun},
+		{"short last field", Packet{Header: Header{Version: 4}, Ext: ef(1, 16, 16)}, ErrTrailing},
+		{"fields in v3", Packet{Header: Header{Version: 3}, Ext: ef(1, 28, 28)}, ErrTrailing},
+	}
+	for _, tt := range tests {
+		if _, err := tt.p.Encode(make([]byte, 200)); !errors.Is(err, tt.want) {
+			t.Errorf("%s: Encode = %v; want %v", tt.name, err, tt.want)
+		}
+	}
+	ok := Packet{Header: Header{Version: 4}, Ext: ef(1, 16, 16), MAC: make([]byte, 20)}
+	if _, err := ok.Encode(make([]byte, 200)); err != nil {
+		t.Errorf("16-byte field and MAC: Encode = %v", err)
 	}
 }
 

@@ -115,17 +115,19 @@ func (s Short) Duration() time.Duration {
 	return time.Duration(secs*nsPerSecond + int64((frac*nsPerSecond+1<<15)>>16))
 }
 
-// Log2Duration returns 2^exp seconds, the meaning of the header's poll and
-// precision fields. Any int8 is accepted: results saturate at 2^33 s (about
-// 272 years) and shrink to 0 below a nanosecond.
+// Log2Duration returns 2^exp seconds, rounded to the nearest nanosecond:
+// the meaning of the header's poll and precision fields. Any int8 is
+// accepted: results saturate at 2^33 s (about 272 years) and are 0 below
+// half a nanosecond.
 func Log2Duration(exp int8) time.Duration {
 	switch {
 	case exp >= 33:
 		return (1 << 33) * time.Second
 	case exp >= 0:
 		return time.Duration(1<<exp) * time.Second
-	case exp > -31:
-		return time.Second >> -exp
+	case exp > -32:
+		// Round half up: add half of the last unit before shifting.
+		return (time.Second + 1<<(-exp-1)) >> -exp
 	default:
 		return 0
 	}

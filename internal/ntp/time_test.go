@@ -153,7 +153,7 @@ func TestLog2Duration(t *testing.T) {
 	for _, tt := range []struct {
 		e    int8
 		want time.Duration
-	}{{-128, 0}, {-20, 953 * time.Nanosecond}, {0, time.Second}, {6, 64 * time.Second},
+	}{{-128, 0}, {-20, 954 * time.Nanosecond}, {-26, 15 * time.Nanosecond}, {-30, time.Nanosecond}, {-31, 0}, {0, time.Second}, {6, 64 * time.Second},
 		{17, 131072 * time.Second}, {127, (1 << 33) * time.Second}} {
 		if got := Log2Duration(tt.e); got != tt.want {
 			t.Errorf("Log2Duration(%d) = %v; want %v", tt.e, got, tt.want)
