@@ -82,6 +82,28 @@ func isKissOfDeath(code ntp.RefID) bool {
 	return code == ntp.KissRATE || code == ntp.KissDENY || code == ntp.KissRSTR || code == ntp.KissNTSN
 }
 
+// UnsyncError is a reply from a server that says it is not synchronized.
+// errors.Is(err, ErrUnsynchronized) holds for it.
+type UnsyncError struct {
+	Leap    ntp.Leap
+	Stratum uint8
+	Code    ntp.RefID // the status code of a stratum-0 reply, such as INIT
+}
+
+// Error says what the server reported.
+func (u UnsyncError) Error() string {
+	s := "server is not synchronized: leap " + strconv.Itoa(int(u.Leap)) + ", stratum " + strconv.Itoa(int(u.Stratum))
+	if u.Stratum == 0 {
+		if code := u.Code.Text(0); code != "" {
+			s += ", status " + code
+		}
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrUnsynchronized) true.
+func (u UnsyncError) Is(target error) bool { return target == ErrUnsynchronized }
+
 // Request writes a client request into dst and returns the 48 bytes it
 // used. All fields but version (4), mode (3) and the transmit timestamp are
 // zero, so the request reveals nothing about the client's clock or state;
@@ -109,7 +131,7 @@ type Sample struct {
 // CheckReply validates reply b to a request whose random transmit timestamp
 // was xmt, sent at local time t1 and received at local time t4 (readings of
 // the local clock, not xmt), and returns the measurement. The error is a
-// Reason or a KissError. Kiss codes are reported only for replies whose
+// Reason, a KissError or an UnsyncError. Kiss codes are reported only for replies whose
 // origin matches, so a spoofed kiss-o'-death is merely bogus. A stratum-0
 // reply with any other code (INIT, STEP, ...) is ErrUnsynchronized.
 func CheckReply(b []byte, xmt, t1, t4 ntp.Time) (Sample, error) {
@@ -128,7 +150,7 @@ func CheckReply(b []byte, xmt, t1, t4 ntp.Time) (Sample, error) {
 	case h.Version == 0 || h.Version > 4:
 		return Sample{}, ErrVersion
 	case h.Leap == ntp.LeapUnsync || h.Stratum == 0 || h.Stratum >= ntp.MaxStratum:
-		return Sample{}, ErrUnsynchronized
+		return Sample{}, UnsyncError{Leap: h.Leap, Stratum: h.Stratum, Code: h.RefID}
 	case h.Receive.IsZero() || h.Transmit.IsZero():
 		return Sample{}, ErrTimestamps
 	}

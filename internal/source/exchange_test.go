@@ -107,6 +107,24 @@ func TestCheckReplyRejects(t *testing.T) {
 	}
 }
 
+func TestUnsyncErrorText(t *testing.T) {
+	tests := []struct {
+		mod  func(*ntp.Header)
+		want string
+	}{
+		{func(h *ntp.Header) { h.Leap = ntp.LeapUnsync }, "server is not synchronized: leap 3, stratum 2"},
+		{func(h *ntp.Header) { h.Stratum = 16 }, "server is not synchronized: leap 0, stratum 16"},
+		{func(h *ntp.Header) { h.Stratum, h.Leap, h.RefID = 0, ntp.LeapUnsync, ntp.RefID{'I', 'N', 'I', 'T'} },
+			"server is not synchronized: leap 3, stratum 0, status INIT"},
+	}
+	for _, tt := range tests {
+		_, err := CheckReply(reply(tt.mod), xmt, t1, t4)
+		if err == nil || err.Error() != tt.want || !errors.Is(err, ErrUnsynchronized) {
+			t.Errorf("CheckReply error %v; want %q, matching ErrUnsynchronized", err, tt.want)
+		}
+	}
+}
+
 func TestReasonText(t *testing.T) {
 	for r := ErrMalformed; r <= ErrTimestamps; r++ {
 		if r.Error() == "" || r.Error()[0] == 'R' {
@@ -162,7 +180,13 @@ func TestCheckReplyExtremeFields(t *testing.T) {
 		if err := want.Decode(b); err != nil || s.Header != want {
 			t.Errorf("CheckReply(%x) header %+v; want %+v", b, s.Header, want)
 		}
-		_ = ntp.Log2Duration(s.Header.Poll) + ntp.Log2Duration(s.Header.Precision) + s.Header.RootDistance().Duration()
+	}
+	if ntp.Log2Duration(127) != (1<<33)*time.Second || ntp.Log2Duration(-128) != 0 {
+		t.Error("Log2Duration does not saturate")
+	}
+	s, err := CheckReply(reply(func(h *ntp.Header) { h.RootDelay, h.RootDisp = ntp.MaxShort, ntp.MaxShort }), xmt, t1, t4)
+	if err != nil || s.Header.RootDistance() != ntp.MaxShort {
+		t.Errorf("root distance of maximal delay and dispersion = %#x, %v; want saturated", uint32(s.Header.RootDistance()), err)
 	}
 	// Timestamps that straddle the 2036 era boundary still give the right
 	// offset and delay.
@@ -170,7 +194,7 @@ func TestCheckReplyExtremeFields(t *testing.T) {
 	b := reply(func(h *ntp.Header) {
 		h.Receive, h.Transmit = era.Add(3*time.Millisecond), era.Add(4*time.Millisecond)
 	})
-	s, err := CheckReply(b, xmt, era, era.Add(5*time.Millisecond))
+	s, err = CheckReply(b, xmt, era, era.Add(5*time.Millisecond))
 	if err != nil || s.Offset != time.Millisecond || s.Delay != 4*time.Millisecond {
 		t.Errorf("across the era: offset %v delay %v err %v; want 1ms 4ms", s.Offset, s.Delay, err)
 	}
