@@ -34,7 +34,9 @@ step "go test $race"
 go test $race -count=1 ./...
 
 step "fuzz each target for $FUZZTIME"
-go test -list '^Fuzz' ./... | awk '
+# The list is made first so that a failure to make it stops the script.
+list=$(go test -list '^Fuzz' ./...)
+printf '%s\n' "$list" | awk '
 	/^Fuzz/ { names = names " " $1; next }
 	/^ok/ { if (names != "") print $2 names; names = "" }' |
 while read -r pkg targets; do

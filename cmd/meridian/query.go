@@ -15,13 +15,17 @@ const queryUsage = `Usage: meridian query [flags] SERVER...
 Query each NTP server once (or --count times) and print its time, the
 offset of the local clock from it and the round-trip delay. SERVER is a
 host name, an IPv4 or IPv6 address, HOST:PORT or [IPv6]:PORT; the port
-defaults to 123. Names are resolved with Meridian's own (pure Go) resolver.
+defaults to 123. Names are resolved with Meridian's own (pure Go) resolver
+and the first address of the chosen family (-4, -6, or either) is queried.
 
 Each request comes from a new socket (a fresh random source port) and
 carries only a random transmit timestamp: nothing about the local clock is
-revealed. A reply counts only if its origin timestamp matches the request,
-it is in server mode, and the server is synchronized; anything else that
-arrives is discarded while waiting. The local clock is never changed.
+revealed. Datagrams that cannot be the answer (malformed, not in server
+mode, origin timestamp not matching the request: spoofed or stale) are
+discarded and the wait goes on. The answer itself must come from a
+synchronized server, with version 1-4 and consistent timestamps; a
+kiss-o'-death (RATE, DENY, RSTR, NTSN) ends the queries to that server.
+The local clock is never changed.
 
 Exit status: 0 if every server gave a valid reply, 1 if any did not (the
 reason is printed: timeout, kiss-o'-death code, unsynchronized server,

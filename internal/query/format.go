@@ -15,7 +15,9 @@ import (
 )
 
 // JSON is the machine-readable form of a Result. Durations are in seconds.
-// Fields after Error are present only for a valid reply.
+// Server, OK, Sent, Valid and Discarded are always present; Address and
+// Port once the server was resolved; Error and Kiss for a failure; the
+// fields from Offset on only for a valid reply.
 type JSON struct {
 	Server    string `json:"server"`
 	Address   string `json:"address,omitempty"`

@@ -35,7 +35,8 @@ type Config struct {
 	// Timeout bounds the wait for each reply (default 5 s).
 	Timeout time.Duration
 	// Rand supplies the random transmit timestamps. It must be a
-	// cryptographically secure source; nil means crypto/rand.Reader.
+	// cryptographically secure source, safe for concurrent use when All
+	// queries several servers; nil means crypto/rand.Reader.
 	Rand io.Reader
 	// Resolver resolves server names; nil means a pure-Go resolver.
 	Resolver *net.Resolver
