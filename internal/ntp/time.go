@@ -108,6 +108,29 @@ func ShortFrom(d time.Duration) Short {
 	return Short(v)
 }
 
+// ShortCeil returns d in the short format, rounded up to a whole 2^-16 s:
+// the form for error bounds such as root dispersion, which must not be
+// understated. Negative durations give 0 and durations above MaxShort give
+// MaxShort.
+func ShortCeil(d time.Duration) Short {
+	if d <= 0 {
+		return 0
+	}
+	if d >= 65536*time.Second {
+		return MaxShort
+	}
+	v := (int64(d)<<16 + nsPerSecond - 1) / nsPerSecond
+	return Short(min(v, int64(MaxShort)))
+}
+
+// AddSat returns s + t, saturated at MaxShort.
+func (s Short) AddSat(t Short) Short {
+	if sum := uint64(s) + uint64(t); sum < uint64(MaxShort) {
+		return Short(sum)
+	}
+	return MaxShort
+}
+
 // Duration returns s as a Duration, rounded to the nearest nanosecond.
 func (s Short) Duration() time.Duration {
 	secs := int64(s >> 16)

@@ -139,6 +139,40 @@ func TestShort(t *testing.T) {
 	}
 }
 
+func TestShortCeil(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want Short
+	}{
+		{-time.Second, 0},
+		{0, 0},
+		{1, 1},
+		{15258 * time.Nanosecond, 1}, // 2^-16 s is 15258.79 ns
+		{15259 * time.Nanosecond, 2},
+		{time.Second, 1 << 16},
+		{time.Second + 1, 1<<16 + 1},
+		{65535*time.Second + 999984741*time.Nanosecond, MaxShort},
+		{65536 * time.Second, MaxShort},
+		{math.MaxInt64, MaxShort},
+	}
+	for _, tt := range tests {
+		if got := ShortCeil(tt.d); got != tt.want {
+			t.Errorf("ShortCeil(%v) = %#x; want %#x", tt.d, uint32(got), uint32(tt.want))
+		}
+	}
+	for _, s := range []Short{0, 1, 0x8000, 0x10000, 0x12345678, MaxShort - 1} {
+		if got := ShortCeil(s.Duration()); got < s || got > s+1 {
+			t.Errorf("ShortCeil(%#x.Duration()) = %#x", uint32(s), uint32(got))
+		}
+	}
+	if got := Short(5).AddSat(7); got != 12 {
+		t.Errorf("AddSat = %#x", uint32(got))
+	}
+	if got := (MaxShort - 1).AddSat(7); got != MaxShort {
+		t.Errorf("AddSat near the top = %#x", uint32(got))
+	}
+}
+
 // TestLog2Duration covers every poll and precision value a packet can carry
 // (A9): no panic, no overflow, monotonic.
 func TestLog2Duration(t *testing.T) {

@@ -47,7 +47,7 @@ func (m *Mirror) Sample(now mono.Instant, addr netip.Addr, s source.Sample, loca
 		RefID:     ntp.RefIDFromAddr(addr),
 		Reference: local,
 		RootDelay: ntp.ShortFrom(h.RootDelay.Duration() + s.Delay),
-		RootDisp:  ntp.ShortFrom(disp),
+		RootDisp:  ntp.ShortCeil(disp),
 	}
 	m.lastGood = now
 	return m.last

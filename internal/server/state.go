@@ -56,8 +56,8 @@ func (s *State) rootDisp(rx ntp.Time) ntp.Short {
 	if age <= 0 {
 		return s.RootDisp
 	}
-	// In integer arithmetic: age < 2^63 ns, so age/1e6*15 cannot overflow,
-	// and ShortFrom saturates the sum.
+	// In integer arithmetic: age < 2^63 ns, so age/1e6*15 cannot overflow.
+	// The growth is rounded up, as an error bound must be.
 	grow := age / 1_000_000 * MaxDriftPPM
-	return ntp.ShortFrom(s.RootDisp.Duration() + grow)
+	return s.RootDisp.AddSat(ntp.ShortCeil(grow))
 }
