@@ -26,9 +26,26 @@ const queryEnv = "PEERTEST_QUERY_ADDR"
 // reply. ntpsec needs about 1 s, chrony none.
 const queryTimeout = 20 * time.Second
 
-// burst is how many requests the query helper sends 10 ms apart once the peer
-// is synchronized, to check that it does not rate-limit loopback clients.
-const burst = 40
+// replyTimeout is how long the query helper waits for each reply while it
+// waits for the peer to synchronize; a reply that misses it is retried.
+const replyTimeout = time.Second
+
+// burst is how many requests the query helper sends burstGap apart once the
+// peer is synchronized, to check that it does not rate-limit loopback
+// clients: a peer that does drops replies or sends kiss-o'-death ones. The
+// replies may come at any time until drainTimeout after the last request,
+// far longer than a peer needs on loopback, so that a busy machine is not
+// mistaken for a rate limit.
+const (
+	burst        = 40
+	burstGap     = 10 * time.Millisecond
+	drainTimeout = 10 * time.Second
+)
+
+// helperTimeout bounds a run of the query helper: the wait for a
+// synchronized reply, the burst and the wait for its replies, and time to
+// start.
+const helperTimeout = queryTimeout + replyTimeout + burst*burstGap + drainTimeout + 10*time.Second
 
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(queryEnv); addr != "" {
@@ -49,7 +66,8 @@ type reply struct {
 	RootDisp  float64 // seconds
 	RefID     string  // hex
 	After     time.Duration
-	Burst     int // replies to the burst that followed
+	Burst     int    // replies to the burst that followed, kisses excepted
+	BurstErr  string // the first problem met during the burst
 }
 
 func (r reply) synchronized() bool { return r.LI != 3 && r.Stratum != 0 }
@@ -70,7 +88,7 @@ func queryMain(addr string) int {
 	for time.Since(start) < queryTimeout {
 		// An error (a timeout, or ECONNREFUSED while nothing listens)
 		// means no reply this round.
-		if r, err := exchange(c, 300*time.Millisecond); err == nil {
+		if r, err := exchange(c, replyTimeout); err == nil {
 			last = r
 			last.After = time.Since(start)
 			if last.synchronized() {
@@ -80,11 +98,10 @@ func queryMain(addr string) int {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if last.synchronized() {
-		for range burst {
-			if _, err := exchange(c, 100*time.Millisecond); err == nil {
-				last.Burst++
-			}
-			time.Sleep(10 * time.Millisecond)
+		var err error
+		last.Burst, err = sendBurst(c)
+		if err != nil {
+			last.BurstErr = err.Error()
 		}
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(last); err != nil {
@@ -96,27 +113,83 @@ func queryMain(addr string) int {
 	return 0
 }
 
+// sendBurst sends burst requests burstGap apart on c, without waiting for
+// replies, and returns how many were answered by a reply other than a
+// kiss-o'-death within drainTimeout of the last, with the first problem met.
+func sendBurst(c net.Conn) (int, error) {
+	var first error
+	note := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
+	pending := make(map[uint64]bool)
+	for range burst {
+		if cookie, err := request(c); err != nil {
+			note(err)
+		} else {
+			pending[cookie] = true
+		}
+		time.Sleep(burstGap)
+	}
+	answered := 0
+	deadline := time.Now().Add(drainTimeout)
+	for len(pending) > 0 {
+		r, origin, err := receive(c, deadline, func(o uint64) bool { return pending[o] })
+		if err != nil {
+			note(fmt.Errorf("%d replies missing: %w", len(pending), err))
+			break
+		}
+		delete(pending, origin)
+		if r.Stratum == 0 {
+			note(fmt.Errorf("kiss-o'-death %s", r.RefID))
+			continue
+		}
+		answered++
+	}
+	return answered, first
+}
+
 // exchange sends one mode-3 request on c and waits up to timeout for the
 // reply to it.
 func exchange(c net.Conn, timeout time.Duration) (reply, error) {
+	cookie, err := request(c)
+	if err != nil {
+		return reply{}, err
+	}
+	r, _, err := receive(c, time.Now().Add(timeout), func(o uint64) bool { return o == cookie })
+	return r, err
+}
+
+// request sends a mode-3 request on c and returns its transmit timestamp, a
+// random cookie that the reply echoes as its origin timestamp.
+func request(c net.Conn) (uint64, error) {
 	req := make([]byte, 48)
 	req[0] = 4<<3 | 3 // LI 0, version 4, mode 3 (client)
 	req[2] = 6        // poll 2^6 s
 	cookie := rand.Uint64()
 	binary.BigEndian.PutUint64(req[40:], cookie) // transmit timestamp
-	if _, err := c.Write(req); err != nil {
-		return reply{}, err
-	}
-	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return reply{}, err
+	_, err := c.Write(req)
+	return cookie, err
+}
+
+// receive reads from c until deadline and returns the first reply whose
+// origin timestamp want accepts, with that origin.
+func receive(c net.Conn, deadline time.Time, want func(origin uint64) bool) (reply, uint64, error) {
+	if err := c.SetReadDeadline(deadline); err != nil {
+		return reply{}, 0, err
 	}
 	buf := make([]byte, 1024)
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
-			return reply{}, err
+			return reply{}, 0, err
 		}
-		if n < 48 || binary.BigEndian.Uint64(buf[24:]) != cookie {
+		if n < 48 {
+			continue // not an NTP reply
+		}
+		origin := binary.BigEndian.Uint64(buf[24:])
+		if !want(origin) {
 			continue // a late reply to an earlier request
 		}
 		return reply{
@@ -129,7 +202,7 @@ func exchange(c net.Conn, timeout time.Duration) (reply, error) {
 			Precision: int(int8(buf[3])),
 			RootDisp:  float64(binary.BigEndian.Uint32(buf[8:])) / 65536,
 			RefID:     hex.EncodeToString(buf[12:16]),
-		}, nil
+		}, origin, nil
 	}
 }
 
@@ -141,7 +214,7 @@ func query(t *testing.T, p *Peer) reply {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout+10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), helperTimeout)
 	defer cancel()
 	cmd := p.CommandContext(ctx, self)
 	// The race detector otherwise sleeps 1 s before a process exits.
@@ -160,11 +233,11 @@ func query(t *testing.T, p *Peer) reply {
 
 // checkReply fails t unless r is a 48-byte version-4 server reply with the
 // given stratum and reference ID (hex), echoing the request's poll, and the
-// peer answered the whole burst that followed.
+// peer answered the whole burst that followed, without a kiss-o'-death.
 func checkReply(t *testing.T, r reply, stratum int, refID string) {
 	t.Helper()
 	if r.Burst != burst {
-		t.Errorf("%d of a burst of %d requests answered; want all", r.Burst, burst)
+		t.Errorf("%d of a burst of %d requests answered; want all (first failure: %s)", r.Burst, burst, r.BurstErr)
 	}
 	if r.Len != 48 || r.Version != 4 || r.Mode != 4 || r.Poll != 6 {
 		t.Errorf("reply length %d, version %d, mode %d, poll %d; want 48, 4, 4, 6", r.Len, r.Version, r.Mode, r.Poll)
@@ -283,7 +356,8 @@ func TestBoundUDP(t *testing.T) {
 	defer c.Close()
 	bound := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	next := netip.AddrPortFrom(bound.Addr(), bound.Port()+1)
-	other := exec.Command("sleep", "10")
+	// It outlives the test, which kills it.
+	other := exec.Command("sleep", "600")
 	if err := other.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -30,13 +30,18 @@ type request struct {
 	at   time.Time
 }
 
-// A reply is one datagram, sent wait after the previous one (or after the
-// request arrived), built from the request at sending time. It leaves from
-// via if that is set, else from the server's socket.
+// A reply is one datagram, sent once gate (if not nil) is closed and then
+// wait has passed since the previous one was sent (or the request arrived).
+// It is built at sending time from the request, the time the request
+// arrived (rx) and the time of sending (tx). It leaves from via if that is
+// set, else from the server's socket. A reply with run set sends nothing:
+// the server calls run at its turn instead.
 type reply struct {
+	gate  <-chan struct{}
 	wait  time.Duration
-	build func(req []byte, now time.Time) []byte
+	build func(req []byte, rx, tx time.Time) []byte
 	via   *net.UDPConn
+	run   func()
 }
 
 // startEvil starts a server on 127.0.0.1 that runs until the test ends.
@@ -74,12 +79,22 @@ func (s *evilServer) serve(conn *net.UDPConn, stop <-chan struct{}) {
 		if err != nil {
 			return // closed by the cleanup
 		}
+		// The request is stamped as soon as it is read, so time spent
+		// before sending is the server's own and not network delay.
+		rx := time.Now()
 		req := append([]byte(nil), buf[:n]...)
 		s.mu.Lock()
-		s.reqs = append(s.reqs, request{from: from, data: req, at: time.Now()})
+		s.reqs = append(s.reqs, request{from: from, data: req, at: rx})
 		s.replies = append(s.replies, nil)
 		s.mu.Unlock()
 		for _, r := range s.script(i) {
+			if r.gate != nil {
+				select {
+				case <-stop:
+					return
+				case <-r.gate:
+				}
+			}
 			if r.wait > 0 {
 				t := time.NewTimer(r.wait)
 				select {
@@ -89,7 +104,11 @@ func (s *evilServer) serve(conn *net.UDPConn, stop <-chan struct{}) {
 				case <-t.C:
 				}
 			}
-			b := r.build(req, time.Now())
+			if r.run != nil {
+				r.run()
+				continue
+			}
+			b := r.build(req, rx, time.Now())
 			s.mu.Lock()
 			s.replies[i] = append(s.replies[i], b)
 			s.mu.Unlock()
@@ -143,9 +162,9 @@ func xmtOf(req []byte) ntp.Time {
 	return ntp.Time(binary.BigEndian.Uint64(req[40:]))
 }
 
-// goodHeader is a valid reply to req, stamped with the server's clock now.
-func goodHeader(req []byte, now time.Time) ntp.Header {
-	ts := ntp.TimeFrom(now)
+// goodHeader is a valid reply to req, which arrived at rx and is answered
+// at tx by the server's clock.
+func goodHeader(req []byte, rx, tx time.Time) ntp.Header {
 	return ntp.Header{
 		Version:   4,
 		Mode:      ntp.ModeServer,
@@ -155,10 +174,10 @@ func goodHeader(req []byte, now time.Time) ntp.Header {
 		RootDelay: ntp.ShortFrom(10 * time.Millisecond),
 		RootDisp:  ntp.ShortFrom(20 * time.Millisecond),
 		RefID:     ntp.RefID{192, 0, 2, 1},
-		Reference: ntp.TimeFrom(now.Add(-time.Minute)),
+		Reference: ntp.TimeFrom(rx.Add(-time.Minute)),
 		Origin:    xmtOf(req),
-		Receive:   ts,
-		Transmit:  ts,
+		Receive:   ntp.TimeFrom(rx),
+		Transmit:  ntp.TimeFrom(tx),
 	}
 }
 
@@ -173,8 +192,8 @@ func encode(h ntp.Header) []byte {
 // good replies validly, after wait; mod, if not nil, edits the header
 // first.
 func good(wait time.Duration, mod func(*ntp.Header)) reply {
-	return reply{wait: wait, build: func(req []byte, now time.Time) []byte {
-		h := goodHeader(req, now)
+	return reply{wait: wait, build: func(req []byte, rx, tx time.Time) []byte {
+		h := goodHeader(req, rx, tx)
 		if mod != nil {
 			mod(&h)
 		}
@@ -183,8 +202,40 @@ func good(wait time.Duration, mod func(*ntp.Header)) reply {
 }
 
 // raw sends whatever build returns, at once.
-func raw(build func(req []byte, now time.Time) []byte) reply {
+func raw(build func(req []byte, rx, tx time.Time) []byte) reply {
 	return reply{build: build}
+}
+
+// gated is r, held until gate is closed.
+func gated(gate <-chan struct{}, r reply) reply {
+	r.gate = gate
+	return r
+}
+
+// do sends nothing but calls f at its turn.
+func do(f func()) reply {
+	return reply{run: f}
+}
+
+// A barrier is closed once a given number of parties have arrived.
+type barrier struct {
+	mu   sync.Mutex // guards left
+	left int
+	ch   chan struct{}
+}
+
+func newBarrier(n int) *barrier {
+	return &barrier{left: n, ch: make(chan struct{})}
+}
+
+// arrive counts one party; the last one closes b.ch.
+func (b *barrier) arrive() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.left--
+	if b.left == 0 {
+		close(b.ch)
+	}
 }
 
 // Edits that turn a good reply into a bad one.
@@ -192,6 +243,10 @@ var (
 	wrongOrigin = func(h *ntp.Header) { h.Origin++ }
 	zeroOrigin  = func(h *ntp.Header) { h.Origin = 0 }
 )
+
+// hideHold claims the request arrived when the reply left, so the time the
+// server held it counts as network delay.
+func hideHold(h *ntp.Header) { h.Receive = h.Transmit }
 
 func kiss(code ntp.RefID) func(*ntp.Header) {
 	return func(h *ntp.Header) {
@@ -211,8 +266,8 @@ func mode(m ntp.Mode) func(*ntp.Header) { return func(h *ntp.Header) { h.Mode = 
 
 // truncated is a good reply cut to n bytes.
 func truncated(n int) reply {
-	return raw(func(req []byte, now time.Time) []byte { return encode(goodHeader(req, now))[:n] })
+	return raw(func(req []byte, rx, tx time.Time) []byte { return encode(goodHeader(req, rx, tx))[:n] })
 }
 
 // echo sends the request back: a reflected packet in client mode.
-var echo = raw(func(req []byte, _ time.Time) []byte { return bytes.Clone(req) })
+var echo = raw(func(req []byte, _, _ time.Time) []byte { return bytes.Clone(req) })
