@@ -1,0 +1,158 @@
+package config
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Config is Meridian's whole configuration. The toml tags name the keys of
+// the file; decoding goes through [Parse], never through a reflection codec,
+// so that every problem can be reported with its line.
+type Config struct {
+	Server Server `toml:"server"`
+	Mirror Mirror `toml:"mirror"`
+	Log    Log    `toml:"log"`
+}
+
+// Server configures the NTP responder.
+type Server struct {
+	// Listen holds the UDP addresses to serve: IP literals with a port,
+	// IPv4-mapped IPv6 addresses already converted to IPv4. At least one.
+	Listen []netip.AddrPort `toml:"listen"`
+	// Workers is the number of sockets, each with its worker thread, per
+	// listen address; 0 means one per CPU.
+	Workers int `toml:"workers"`
+	// LocalStratum, when not 0, makes the server answer with the local clock
+	// at this stratum while no synchronized source is available, instead of
+	// answering as unsynchronized (leap 3, stratum 16).
+	LocalStratum int `toml:"local-stratum"`
+
+	RateLimit RateLimit `toml:"rate-limit"`
+	Access    Access    `toml:"access"`
+}
+
+// RateLimit configures the per-client token bucket of the server.
+type RateLimit struct {
+	Enabled bool `toml:"enabled"`
+	// Interval is the average interval at which a client may send requests:
+	// one token is added to its bucket per Interval.
+	Interval time.Duration `toml:"interval"`
+	// Burst is the number of requests a client may send back to back: the
+	// size of its bucket.
+	Burst int `toml:"burst"`
+	// Leak makes the server still answer, on average, one request in Leak
+	// from a client over its limit, so that the victim of spoofed requests
+	// keeps some service. 0 means never.
+	Leak int `toml:"leak"`
+	// Action is what an over-limit request gets (KoD: a RATE kiss-o'-death,
+	// itself limited to one per client per Interval).
+	Action Action `toml:"action"`
+	// TableSize bounds the number of clients tracked at once.
+	TableSize int `toml:"table-size"`
+	// IPv4Prefix and IPv6Prefix are the prefix lengths by which client
+	// addresses are grouped into one client.
+	IPv4Prefix int `toml:"ipv4-prefix"`
+	IPv6Prefix int `toml:"ipv6-prefix"`
+}
+
+// Access is the server's access control list. The most specific prefix of
+// Allow and Deny that contains a client's address decides; when Allow is not
+// empty, an address that no prefix contains is denied.
+type Access struct {
+	// Allow and Deny hold masked prefixes; IPv4-mapped IPv6 prefixes are
+	// converted to IPv4.
+	Allow []netip.Prefix `toml:"allow"`
+	Deny  []netip.Prefix `toml:"deny"`
+	// DenyAction is what a denied request gets (KoD: a DENY kiss-o'-death).
+	DenyAction Action `toml:"deny-action"`
+}
+
+// Mirror configures mirror mode, in which Meridian serves the time of one
+// upstream server (typically chronyd or ntpd on the loopback interface).
+type Mirror struct {
+	// Upstream is the server to mirror, "host:port" as written in the file;
+	// "" turns mirror mode off. Host and Port are its parts, filled in by
+	// Parse: Host is a DNS name or an IP literal without brackets.
+	Upstream string `toml:"upstream"`
+	Host     string `toml:"-"`
+	Port     uint16 `toml:"-"`
+	// Poll is the interval between two queries to the upstream.
+	Poll time.Duration `toml:"poll"`
+	// UnsyncAfter is how long the server keeps serving after the last valid
+	// sample before it answers as unsynchronized.
+	UnsyncAfter time.Duration `toml:"unsync-after"`
+}
+
+// Enabled reports whether mirror mode is on.
+func (m *Mirror) Enabled() bool { return m.Upstream != "" }
+
+// Log configures logging.
+type Log struct {
+	// Level is the least severe level logged: debug, info, warn or error.
+	Level slog.Level `toml:"level"`
+}
+
+// Action is what the server does with a request it will not answer
+// normally.
+type Action uint8
+
+// Actions. The zero value is Drop.
+const (
+	// Drop sends nothing.
+	Drop Action = iota
+	// KoD sends a kiss-o'-death packet (RFC 5905 §7.4): RATE for the rate
+	// limiter, DENY for the access list.
+	KoD
+)
+
+// String returns the action as it is written in the file.
+func (a Action) String() string {
+	switch a {
+	case Drop:
+		return "drop"
+	case KoD:
+		return "kod"
+	}
+	return "invalid"
+}
+
+// Defaults of the keys whose default is not the zero value.
+const (
+	defaultInterval    = 2 * time.Second
+	defaultBurst       = 16
+	defaultLeak        = 4
+	defaultTableSize   = 65536
+	defaultIPv4Prefix  = 32
+	defaultIPv6Prefix  = 64
+	defaultPoll        = 2 * time.Second
+	defaultUnsyncAfter = 60 * time.Second
+)
+
+// Default returns the configuration an empty file produces: serve on UDP
+// port 123 of every address with one worker per CPU, rate limiting on, no
+// access list, mirror mode off, log level info. Each call returns a new
+// value that the caller may modify.
+func Default() *Config {
+	return &Config{
+		Server: Server{
+			Listen: []netip.AddrPort{
+				netip.AddrPortFrom(netip.IPv4Unspecified(), 123),
+				netip.AddrPortFrom(netip.IPv6Unspecified(), 123),
+			},
+			RateLimit: RateLimit{
+				Enabled:    true,
+				Interval:   defaultInterval,
+				Burst:      defaultBurst,
+				Leak:       defaultLeak,
+				Action:     Drop,
+				TableSize:  defaultTableSize,
+				IPv4Prefix: defaultIPv4Prefix,
+				IPv6Prefix: defaultIPv6Prefix,
+			},
+			Access: Access{DenyAction: Drop},
+		},
+		Mirror: Mirror{Poll: defaultPoll, UnsyncAfter: defaultUnsyncAfter},
+		Log:    Log{Level: slog.LevelInfo},
+	}
+}
