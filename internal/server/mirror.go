@@ -46,7 +46,7 @@ func (m *Mirror) Sample(now mono.Instant, addr netip.Addr, s source.Sample, loca
 		Precision: m.Precision,
 		RefID:     ntp.RefIDFromAddr(addr),
 		Reference: local,
-		RootDelay: ntp.ShortFrom(h.RootDelay.Duration() + s.Delay),
+		RootDelay: ntp.ShortCeil(h.RootDelay.Duration() + s.Delay),
 		RootDisp:  ntp.ShortCeil(disp),
 	}
 	m.lastGood = now

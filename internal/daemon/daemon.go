@@ -1,0 +1,198 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/meridian-ntp/meridian/internal/config"
+	"github.com/meridian-ntp/meridian/internal/ntp"
+	"github.com/meridian-ntp/meridian/internal/server"
+	"github.com/meridian-ntp/meridian/internal/udp"
+)
+
+// Daemon is a running server: its workers and its state provider.
+type Daemon struct {
+	log     *slog.Logger
+	conns   []batchConn
+	workers []*worker
+	served  Served
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// Start opens the configured sockets and starts serving. It returns once
+// every socket is bound; Wait blocks until ctx is done and everything has
+// stopped.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	d := &Daemon{log: log, cancel: cancel}
+	if err := d.listen(cfg); err != nil {
+		d.closeConns()
+		cancel()
+		return nil, err
+	}
+	origin := time.Now()
+	precision := measurePrecision()
+	d.startProviders(ctx, cfg, origin, precision)
+	if err := d.startWorkers(cfg, origin); err != nil {
+		d.closeConns()
+		cancel()
+		d.wg.Wait()
+		return nil, err
+	}
+	// Closing the sockets is what stops the workers.
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		<-ctx.Done()
+		d.closeConns()
+	}()
+	for _, addr := range cfg.Server.Listen {
+		log.Info("serving NTP", "address", addr, "sockets", len(d.conns)/len(cfg.Server.Listen))
+	}
+	return d, nil
+}
+
+// listen opens the sockets of every listen address. The steering prefixes
+// are the rate limiter's, so that each worker sees every request of the
+// clients it limits.
+func (d *Daemon) listen(cfg *config.Config) error {
+	rl := cfg.Server.RateLimit
+	lc := udp.ListenConfig{Sockets: cfg.Server.Workers, IPv4Prefix: rl.IPv4Prefix, IPv6Prefix: rl.IPv6Prefix}
+	for _, addr := range cfg.Server.Listen {
+		conns, err := lc.Listen(addr)
+		if err != nil {
+			return fmt.Errorf("listen on %v: %w", addr, err)
+		}
+		if len(conns) > 1 && !conns[0].Steered() {
+			d.log.Warn("clients cannot be steered to one socket each: a client may get up to one rate-limit budget per socket",
+				"address", addr, "sockets", len(conns))
+		}
+		for _, c := range conns {
+			d.conns = append(d.conns, c)
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) startProviders(ctx context.Context, cfg *config.Config, origin time.Time, precision int8) {
+	// The first state is in place before any worker starts, so that no
+	// request is answered from an unset state or as unsynchronized by a
+	// server configured with a local stratum.
+	if n := cfg.Server.LocalStratum; n > 0 && !cfg.Mirror.Enabled() {
+		d.served.Store(server.Local(uint8(n), precision, ntp.TimeFrom(time.Now())))
+	} else {
+		d.served.Store(server.Unsynchronized(precision))
+	}
+	d.wg.Add(1)
+	// The provider exits when ctx is done.
+	go func() {
+		defer d.wg.Done()
+		if cfg.Mirror.Enabled() {
+			d.log.Info("mirror mode", "upstream", cfg.Mirror.Upstream, "poll", cfg.Mirror.Poll,
+				"unsync_after", cfg.Mirror.UnsyncAfter)
+			runMirror(ctx, &d.served, mirrorConfig{Upstream: cfg.Mirror.Upstream, Poll: cfg.Mirror.Poll,
+				UnsyncAfter: cfg.Mirror.UnsyncAfter, Precision: precision, Origin: origin, Log: d.log})
+			return
+		}
+		if cfg.Server.LocalStratum > 0 {
+			d.log.Info("serving the local clock", "stratum", cfg.Server.LocalStratum, "precision", precision)
+		} else {
+			d.log.Warn("no time source configured: answering as unsynchronized (leap 3); set server.local-stratum or mirror.upstream")
+		}
+		runLocal(ctx, &d.served, cfg.Server.LocalStratum, precision)
+	}()
+}
+
+func (d *Daemon) startWorkers(cfg *config.Config, origin time.Time) error {
+	rl := cfg.Server.RateLimit
+	acl := server.NewACL(cfg.Server.Access.Allow, cfg.Server.Access.Deny)
+	seed := maphash.MakeSeed()
+	perWorker := max(rl.TableSize/max(len(d.conns), 1), 64)
+	for _, c := range d.conns {
+		sc := server.Config{ACL: acl, DenyKoD: cfg.Server.Access.DenyAction == config.KoD}
+		if rl.Enabled {
+			leak := rl.Leak
+			if leak == 0 {
+				leak = -1 // configured as never
+			}
+			var s [16]byte
+			if _, err := rand.Read(s[:]); err != nil {
+				return fmt.Errorf("seed the rate limiter: %w", err)
+			}
+			rng := mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(s[:8]), binary.LittleEndian.Uint64(s[8:])))
+			sc.Limiter = server.NewLimiter(server.LimitConfig{Interval: rl.Interval, Burst: rl.Burst, Leak: leak,
+				KoD: rl.Action == config.KoD, TableSize: perWorker, IPv4Prefix: rl.IPv4Prefix, IPv6Prefix: rl.IPv6Prefix},
+				seed, rng)
+		}
+		w := newWorker(c, server.NewResponder(sc), &d.served, origin)
+		d.workers = append(d.workers, w)
+		d.wg.Add(1)
+		// The worker exits when its socket is closed.
+		go func() {
+			defer d.wg.Done()
+			if err := w.run(); err != nil {
+				d.log.Error("worker stopped", "address", c.LocalAddr(), "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+func (d *Daemon) closeConns() {
+	for _, c := range d.conns {
+		// Close errors are ignored: the socket is gone either way.
+		_ = c.Close()
+	}
+}
+
+// Addrs returns the bound address of every socket.
+func (d *Daemon) Addrs() []netip.AddrPort {
+	var as []netip.AddrPort
+	for _, c := range d.conns {
+		as = append(as, c.LocalAddr())
+	}
+	return as
+}
+
+// Stop stops the daemon and waits until it has stopped.
+func (d *Daemon) Stop() {
+	d.cancel()
+	d.wg.Wait()
+}
+
+// Wait blocks until the daemon has stopped (its context is done).
+func (d *Daemon) Wait() { d.wg.Wait() }
+
+// Stats sums the counters of all workers.
+type Stats struct {
+	Verdicts   map[string]uint64
+	Modes      [8]uint64
+	SendErrors uint64
+	Truncated  uint64 // requests larger than the receive buffer, dropped
+}
+
+// Stats returns the counters summed over all workers.
+func (d *Daemon) Stats() Stats {
+	s := Stats{Verdicts: map[string]uint64{}}
+	for _, w := range d.workers {
+		v, m := w.resp.Counters.Snapshot()
+		for i, n := range v {
+			s.Verdicts[server.Verdict(i).String()] += n
+		}
+		for i, n := range m {
+			s.Modes[i] += n
+		}
+		s.SendErrors += w.sendErrors.Load()
+		s.Truncated += w.truncated.Load()
+	}
+	return s
+}
