@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 )
 
@@ -59,8 +57,7 @@ func StartNTPsec(t testing.TB, c NTPsecConfig) *Peer {
 	if err != nil {
 		unavailable(t, "%v; %s", err, installHint)
 	}
-	// nsenter is not needed to start ntpd, but Command needs it.
-	tools := needTools(t, "setpriv", "ip", "nsenter")
+	tools := needTools(t, "setpriv")
 	version, err := versionOf(ntpd, "ntpsec-", "--version")
 	if err != nil {
 		t.Fatalf("peertest: %v", err)
@@ -80,13 +77,7 @@ func StartNTPsec(t testing.TB, c NTPsecConfig) *Peer {
 	// -n: stay in the foreground. -l: log to the file Log reads (without
 	// it, part of the log goes to a buffered stdout).
 	argv := dropSysTime(tools[0], ntpd, "-n", "-c", conf, "-l", p.logPath)
-	// The new namespace holds only the loopback interface, and it is down.
-	// The shell brings it up and execs the daemon, so the started process
-	// becomes ntpd (and its pid names the namespace).
-	cmd := exec.Command("/bin/sh", append([]string{"-c", `"$0" link set lo up && exec "$@"`, tools[1]}, argv...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	start(t, p, cmd)
-	p.netns = fmt.Sprintf("/proc/%d/ns/net", p.cmd.Process.Pid)
+	startInNetns(t, p, argv)
 	return p
 }
 

@@ -27,14 +27,18 @@ const (
 	installHint = "install the peers with: sudo .ci/install-peers"
 )
 
-// Peer is a running peer daemon. Its exported fields are read-only.
+// Peer is a running peer daemon, or the server under test (StartServer).
+// Its exported fields are read-only.
 type Peer struct {
-	// Name is "chrony" or "ntpsec".
+	// Name is "chrony" or "ntpsec", "chrony client" (StartChronyClient),
+	// or the name given to StartServer.
 	Name string
 	// Version is the daemon's version, such as "4.3" or "1.2.2".
 	Version string
-	// Addr is where the daemon serves NTP. For ntpsec it is an address of
-	// the peer's own network namespace: reach it with Command.
+	// Addr is where the daemon serves NTP. For ntpsec, and a server
+	// started in a network namespace, it is an address of that
+	// namespace: reach it with Command. A ChronyClient serves no NTP: its
+	// Addr is its command port.
 	Addr netip.AddrPort
 
 	cmd     *exec.Cmd
@@ -42,6 +46,10 @@ type Peer struct {
 	netns   string        // network namespace path, or "" for the test's own
 	done    chan struct{} // closed once the process has exited
 	waitErr error         // the process's exit status; read after done
+	stopped bool          // stop has run; used by the test's goroutine only
+	// underTest: the daemon is the one under test (StartServer), so
+	// needing SIGKILL to stop is a failure, not a note.
+	underTest bool
 }
 
 // Command returns a command that runs name with args where it can reach
@@ -120,7 +128,12 @@ func start(t testing.TB, p *Peer, cmd *exec.Cmd) {
 
 // stop ends p's daemon with SIGTERM, or SIGKILL if it lingers, and waits for
 // it to exit. A daemon that exited on its own before is reported as an error.
+// Only the first call does anything.
 func stop(t testing.TB, p *Peer) {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
 	select {
 	case <-p.done:
 		if !t.Failed() { // else waitBound or the test has said so
@@ -140,7 +153,11 @@ func stop(t testing.TB, p *Peer) {
 	_ = p.cmd.Process.Kill()
 	select {
 	case <-p.done:
-		t.Logf("peertest: %s needed SIGKILL\n%s", p.Name, p.Log())
+		if p.underTest {
+			t.Errorf("peertest: %s did not exit within %v of SIGTERM, and needed SIGKILL\n%s", p.Name, stopTimeout, p.Log())
+		} else {
+			t.Logf("peertest: %s needed SIGKILL\n%s", p.Name, p.Log())
+		}
 	case <-time.After(stopTimeout):
 		t.Errorf("peertest: %s (pid %d) survived SIGKILL for %v", p.Name, p.cmd.Process.Pid, stopTimeout)
 	}
