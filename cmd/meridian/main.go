@@ -2,7 +2,10 @@
 //
 // Usage:
 //
+//	meridian daemon --config FILE
+//	meridian check-config FILE...
 //	meridian query [flags] HOST[:PORT]...
+//	meridian bench [flags] SERVER
 //	meridian version
 //	meridian help [COMMAND]
 //
@@ -29,9 +32,12 @@ Usage:
   meridian COMMAND [flags] [arguments]
 
 Commands:
-  query     query NTP servers once and print their time and offset
-  version   print the version
-  help      show help for a command
+  daemon        run the NTP server (--config FILE)
+  check-config  check configuration files
+  query         query NTP servers once and print their time and offset
+  bench         load an NTP server with requests and report its throughput
+  version       print the version
+  help          show help for a command
 
 Run "meridian help COMMAND" or "meridian COMMAND -h" for a command's flags.
 `
@@ -65,12 +71,19 @@ func run(ctx context.Context, args []string, e env) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "query":
 		return runQuery(ctx, rest, e)
+	case "bench":
+		return runBench(ctx, rest, e)
+	case "daemon":
+		return runDaemon(ctx, rest, e)
+	case "check-config":
+		return runCheckConfig(rest, e)
 	case "version", "--version", "-version":
 		fmt.Fprintf(e.stdout, "meridian %s\n", version)
 		return exitOK
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && rest[0] != "help" {
-			return run(ctx, []string{rest[0], "-h"}, e)
+			// Help that was asked for goes to standard output.
+			return run(ctx, []string{rest[0], "-h"}, env{stdout: e.stdout, stderr: e.stdout, rand: e.rand})
 		}
 		fmt.Fprint(e.stdout, usage)
 		return exitOK

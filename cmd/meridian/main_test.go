@@ -27,7 +27,7 @@ func TestCommandLine(t *testing.T) {
 		{nil, exitUsage, "", "Commands:"},
 		{[]string{"help"}, exitOK, "Commands:", ""},
 		{[]string{"--help"}, exitOK, "Commands:", ""},
-		{[]string{"help", "query"}, exitOK, "", "Usage: meridian query"},
+		{[]string{"help", "query"}, exitOK, "Usage: meridian query", ""},
 		{[]string{"version"}, exitOK, "meridian ", ""},
 		{[]string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
 		{[]string{"query"}, exitUsage, "", "no server given"},
@@ -77,27 +77,41 @@ func TestDocsListEveryFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	manText := strings.ReplaceAll(string(man), `\-`, "-")
-	_, _, help := runArgs(t, "query", "-h")
-	for _, line := range strings.Split(help, "\n") {
-		f, ok := strings.CutPrefix(strings.TrimSpace(line), "-")
-		if !ok || strings.HasPrefix(line, "    ") {
-			continue
-		}
-		name := strings.Fields(f)[0]
-		spelled := "--" + name
-		if len(name) == 1 {
-			spelled = "-" + name
-		}
-		if !strings.Contains(string(readme), "`"+spelled+" ") && !strings.Contains(string(readme), "`"+spelled+"`") {
-			t.Errorf("README.md does not document query flag %s", spelled)
-		}
-		if !strings.Contains(manText, ".B "+spelled+"\n") && !strings.Contains(manText, ".BI "+spelled+" ") {
-			t.Errorf("docs/man/meridian.1 does not document query flag %s", spelled)
+	for _, cmd := range []string{"query", "daemon", "bench"} {
+		_, _, help := runArgs(t, cmd, "-h")
+		for _, spelled := range helpFlags(help) {
+			if !strings.Contains(string(readme), "`"+spelled+" ") && !strings.Contains(string(readme), "`"+spelled+"`") {
+				t.Errorf("README.md does not document %s flag %s", cmd, spelled)
+			}
+			if !strings.Contains(manText, ".B "+spelled+"\n") && !strings.Contains(manText, ".BI "+spelled+" ") {
+				t.Errorf("docs/man/meridian.1 does not document %s flag %s", cmd, spelled)
+			}
 		}
 	}
-	for _, cmd := range []string{"query", "version", "help"} {
-		if !strings.Contains(usage, "  "+cmd+" ") || !strings.Contains(manText, ".B meridian "+cmd) && !strings.Contains(manText, ".SS "+cmd) {
+	for _, cmd := range []string{"daemon", "check-config", "query", "bench", "version", "help"} {
+		manCmd := strings.ReplaceAll(cmd, "-", `\-`)
+		if !strings.Contains(usage, "  "+cmd+" ") || !strings.Contains(string(man), ".SS "+manCmd+"\n") {
 			t.Errorf("command %s missing from usage or manual page", cmd)
 		}
 	}
+}
+
+// helpFlags returns the flags listed in a command's -h output, spelled as
+// a user types them.
+func helpFlags(help string) []string {
+	var flags []string
+	for _, line := range strings.Split(help, "\n") {
+		// The flag package lists each flag as "  -name ...".
+		f, ok := strings.CutPrefix(line, "  -")
+		if !ok || f == "" || f[0] == ' ' || f[0] == '-' {
+			continue
+		}
+		name := strings.Fields(f)[0]
+		if len(name) == 1 {
+			flags = append(flags, "-"+name)
+		} else {
+			flags = append(flags, "--"+name)
+		}
+	}
+	return flags
 }

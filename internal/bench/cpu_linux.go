@@ -1,0 +1,63 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// userHZ is the unit of the CPU times in /proc/PID/stat. The kernel
+// reports them in USER_HZ ticks, which is 100 on every architecture Go
+// supports on Linux.
+const userHZ = 100
+
+// procResolution is the resolution of procCPU.
+const procResolution = time.Second / userHZ
+
+// procCPU returns the user plus system CPU time used so far by process
+// pid: all its threads, live and exited, as /proc/PID/stat sums them for
+// the whole thread group. Its resolution is 1/userHZ s.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU returns utime+stime from the contents of a /proc/PID/stat
+// file. The command name, field 2, is in parentheses and may itself hold
+// spaces and parentheses, so fields are counted after its last ')'.
+func parseStatCPU(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc stat: no command name")
+	}
+	f := strings.Fields(stat[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat: %d fields after the command name", len(f))
+	}
+	var ticks uint64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat: %w", err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * (time.Second / userHZ), nil
+}
+
+// selfCPU returns the user plus system CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0 // cannot fail for RUSAGE_SELF with a valid pointer
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
