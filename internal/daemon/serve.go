@@ -47,11 +47,12 @@ const (
 
 // worker answers requests on one socket. It is used by one goroutine.
 type worker struct {
-	conn    batchConn
-	resp    *server.Responder
-	served  *Served
-	origin  time.Time // zero of the monotonic clock
-	in, out []udp.Msg
+	conn      batchConn
+	resp      *server.Responder
+	served    *Served
+	origin    time.Time // zero of the monotonic clock
+	in, out   []udp.Msg
+	lastYield time.Time
 
 	// sendErrors counts responses the kernel refused to send.
 	sendErrors atomic.Uint64
@@ -86,16 +87,34 @@ func (w *worker) run() error {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if k := w.answer(w.in[:n]); k > 0 {
+		now := time.Now()
+		if k := w.answer(w.in[:n], now); k > 0 {
 			w.send(w.out[:k])
 		}
+		w.yield(now)
 	}
 }
 
-// answer builds the responses to a batch of requests in w.out and returns
-// their number.
-func (w *worker) answer(reqs []udp.Msg) int {
-	now := time.Now()
+// yieldEvery is how often a worker lets the Go scheduler run it anew.
+const yieldEvery = 2 * time.Millisecond
+
+// yield calls runtime.Gosched every yieldEvery; now is the time of the
+// last batch. A goroutine that the
+// scheduler has seen running for 10 ms without a switch, even if it spends
+// that time blocked in system calls, has its P taken from it during its
+// next system call; the runtime's monitor thread then wakes for every
+// system call that follows, polling every 20 µs, and costs as much CPU
+// time as the worker itself.
+func (w *worker) yield(now time.Time) {
+	if now.Sub(w.lastYield) >= yieldEvery {
+		w.lastYield = now
+		runtime.Gosched()
+	}
+}
+
+// answer builds the responses to a batch of requests received by now in
+// w.out and returns their number.
+func (w *worker) answer(reqs []udp.Msg, now time.Time) int {
 	mnow := mono.Instant(now.Sub(w.origin))
 	st := w.served.Load()
 	k := 0

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -24,8 +25,8 @@ import (
 // WriteBatch with WriteBatch (one ReadBatch and one WriteBatch may run at
 // the same time). Close may be called from any goroutine at any time.
 type Conn struct {
-	pc      *net.UDPConn    // owns the descriptor; its Close waits for calls in progress
-	rc      syscall.RawConn // of pc
+	file    io.Closer       // owns the descriptor: an *os.File, or a *net.UDPConn in the poller
+	rc      syscall.RawConn // of file
 	local   netip.AddrPort
 	family  int  // unix.AF_INET or unix.AF_INET6
 	dual    bool // a dual-stack IPv6 socket
@@ -254,30 +255,89 @@ func setOptions(fd, family int, dual bool) error {
 
 // newConn wraps the bound socket fd, which it takes over: it is closed on
 // error too.
+//
+// A blocking Conn keeps its descriptor out of Go's network poller: were it
+// registered there, every datagram's arrival would also wake a thread that
+// waits in epoll_wait(2) for nothing, several context switches per batch.
 func newConn(fd, family int, blocking bool) (*Conn, error) {
-	f := os.NewFile(uintptr(fd), "udp")
-	pc, err := net.FilePacketConn(f) // a close-on-exec, non-blocking duplicate
-	_ = f.Close()                    // pc has its own descriptor, or there is none to keep
+	c := &Conn{family: family, blocking: blocking}
+	var err error
+	if blocking {
+		err = c.openBlocking(fd)
+	} else {
+		err = c.openPolled(fd)
+	}
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{pc: pc.(*net.UDPConn), family: family, blocking: blocking}
-	c.local = c.pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	if c.rc, err = c.pc.SyscallConn(); err == nil && blocking {
-		var serr error
-		err = c.rc.Control(func(fd uintptr) { serr = unix.SetNonblock(int(fd), false) })
-		if err == nil && serr != nil {
-			err = fmt.Errorf("set blocking: %w", serr)
-		}
-	}
-	if err != nil {
-		_ = c.pc.Close() // the error above is what matters
+	if c.local, err = localAddr(c.rc); err != nil {
+		_ = c.file.Close() // the error above is what matters
 		return nil, err
 	}
 	c.rx.controlLen = rxControlLen
 	c.tx.controlLen = txControlLen
 	c.recvFn, c.sendFn = c.recv, c.send
 	return c, nil
+}
+
+// openBlocking makes fd a blocking descriptor owned by an *os.File, which
+// leaves it out of the network poller.
+func (c *Conn) openBlocking(fd int) error {
+	if err := unix.SetNonblock(fd, false); err != nil {
+		_ = unix.Close(fd)
+		return fmt.Errorf("set blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "udp")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return err
+	}
+	c.file, c.rc = f, rc
+	return nil
+}
+
+// openPolled makes fd a non-blocking descriptor in the network poller,
+// owned by a *net.UDPConn.
+func (c *Conn) openPolled(fd int) error {
+	f := os.NewFile(uintptr(fd), "udp")
+	pc, err := net.FilePacketConn(f) // a close-on-exec, non-blocking duplicate
+	_ = f.Close()                    // pc has its own descriptor, or there is none to keep
+	if err != nil {
+		return err
+	}
+	rc, err := pc.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		_ = pc.Close()
+		return err
+	}
+	c.file, c.rc = pc, rc
+	return nil
+}
+
+// localAddr returns the address the socket of rc is bound to.
+func localAddr(rc syscall.RawConn) (netip.AddrPort, error) {
+	var sa unix.Sockaddr
+	var serr error
+	if err := rc.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil {
+		return netip.AddrPort{}, err
+	}
+	if serr != nil {
+		return netip.AddrPort{}, fmt.Errorf("getsockname: %w", serr)
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), nil
+	case *unix.SockaddrInet6:
+		a := netip.AddrFrom16(sa.Addr)
+		if sa.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				a = a.WithZone(ifi.Name)
+			}
+		}
+		return netip.AddrPortFrom(a, uint16(sa.Port)), nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("getsockname: unexpected address %T", sa)
 }
 
 // LocalAddr returns the address the Conn is bound to.
@@ -301,12 +361,13 @@ func (c *Conn) Close() error {
 	if c.closed.Swap(true) {
 		return net.ErrClosed
 	}
-	// A call blocked in the kernel keeps the descriptor referenced, and
-	// pc.Close waits for it. shutdown(2) wakes it at once and makes the
-	// kernel return at once from any later call (it reports ENOTCONN for
-	// an unconnected socket, but marks the socket all the same).
+	// A call blocked in the kernel keeps the descriptor referenced, so it
+	// is closed only once that call has returned. shutdown(2) wakes it at
+	// once and makes the kernel return at once from any later call (it
+	// reports ENOTCONN for an unconnected socket, but marks the socket all
+	// the same).
 	_ = c.rc.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
-	return c.pc.Close()
+	return c.file.Close()
 }
 
 // ReadBatch receives datagrams into msgs, blocking until at least one has
