@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -78,6 +79,16 @@ func TestServesLocalStratum(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "serving NTP") {
 		t.Errorf("no startup log:\n%s", logs)
+	}
+}
+
+// TestEnoughProcs checks that the workers, which block in the kernel while
+// holding a P, leave at least one P for everything else.
+func TestEnoughProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	d, _ := startDaemon(t, func(c *config.Config) { c.Server.Workers = 3 })
+	if got, want := runtime.GOMAXPROCS(0), len(d.Addrs())+1; len(d.Addrs()) != 3 || got < want {
+		t.Errorf("GOMAXPROCS %d with %d workers; want at least %d", got, len(d.Addrs()), want)
 	}
 }
 
