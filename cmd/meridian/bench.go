@@ -35,7 +35,11 @@ address (a closed loop uses at most N sockets). A server that limits the
 rate per client address (chronyd's ratelimit, ntpd's limited, Meridian's
 rate limiter) therefore limits the whole run: benchmarking a rate-limited
 server measures its limiter, and the kiss-o'-death replies show up as
-rejected requests.
+rejected requests. A server that shares its work out by client address,
+as Meridian steers each address to one worker, also uses only one of its
+workers. --source-addrs N (N above 1, an IPv4 loopback SERVER only)
+binds the sockets round-robin to 127.0.0.1 to 127.0.0.N instead, so that
+the server sees N client addresses; there must be at least N sockets.
 
 The run warms up for --warmup, then measures for --duration, then waits
 at most --timeout for the last replies: it always ends by itself. Only
@@ -88,10 +92,10 @@ Flags:
 
 // benchFlags are the command line of "meridian bench".
 type benchFlags struct {
-	rate, concurrency, sockets, workers, serverPID int
-	duration, warmup, timeout, tick                time.Duration
-	json, quiet, only4, only6                      bool
-	set                                            map[string]bool // flags given
+	rate, concurrency, sockets, sourceAddrs, workers, serverPID int
+	duration, warmup, timeout, tick                             time.Duration
+	json, quiet, only4, only6                                   bool
+	set                                                         map[string]bool // flags given
 }
 
 func newBenchFlags(e env) (*flag.FlagSet, *benchFlags) {
@@ -111,6 +115,9 @@ func newBenchFlags(e env) (*flag.FlagSet, *benchFlags) {
 		fmt.Sprintf("load before the measured window, not counted (0 to %v)", bench.MaxWarmup))
 	fs.IntVar(&f.sockets, "sockets", bench.DefaultSockets,
 		fmt.Sprintf("send from `N` client UDP sockets, each its own source port (1 to %d)", bench.MaxSockets))
+	fs.IntVar(&f.sourceAddrs, "source-addrs", 1,
+		fmt.Sprintf("bind the sockets round-robin to `N` source addresses, 127.0.0.1 to 127.0.0.N (1 to %d; "+
+			"above 1, SERVER must be an IPv4 loopback address)", bench.MaxSourceAddrs))
 	fs.IntVar(&f.workers, "workers", bench.DefaultWorkers(),
 		fmt.Sprintf("drive the sockets from `N` goroutines, each with a share (1 to %d; by default half the CPUs)",
 			bench.MaxWorkers))
@@ -147,6 +154,15 @@ func (f *benchFlags) check(servers []string) error {
 		return fmt.Errorf("--warmup must be between 0 and %v, not %v", bench.MaxWarmup, f.warmup)
 	case f.sockets < 1 || f.sockets > bench.MaxSockets:
 		return fmt.Errorf("--sockets must be between 1 and %d, not %d", bench.MaxSockets, f.sockets)
+	case f.sourceAddrs < 1 || f.sourceAddrs > bench.MaxSourceAddrs:
+		return fmt.Errorf("--source-addrs must be between 1 and %d, not %d", bench.MaxSourceAddrs, f.sourceAddrs)
+	case f.sourceAddrs > f.sockets:
+		return fmt.Errorf("--source-addrs (%d) may not exceed --sockets (%d)", f.sourceAddrs, f.sockets)
+	case !f.set["rate"] && f.sourceAddrs > f.concurrency:
+		return fmt.Errorf("--source-addrs (%d) may not exceed --concurrency (%d), the sockets a closed loop uses",
+			f.sourceAddrs, f.concurrency)
+	case f.sourceAddrs > 1 && f.only6:
+		return errors.New("--source-addrs above 1 needs an IPv4 loopback server, not -6")
 	case f.workers < 1 || f.workers > bench.MaxWorkers:
 		return fmt.Errorf("--workers must be between 1 and %d, not %d", bench.MaxWorkers, f.workers)
 	case f.timeout <= 0 || f.timeout > bench.MaxTimeout:
@@ -165,7 +181,7 @@ func (f *benchFlags) check(servers []string) error {
 
 // config returns the run's configuration, all but the server.
 func (f *benchFlags) config(e env) bench.Config {
-	cfg := bench.Config{Duration: f.duration, Warmup: f.warmup, Sockets: f.sockets, Workers: f.workers,
+	cfg := bench.Config{Duration: f.duration, Warmup: f.warmup, Sockets: f.sockets, SourceAddrs: f.sourceAddrs, Workers: f.workers,
 		Timeout: f.timeout, Tick: f.tick, ServerPID: f.serverPID, Rand: e.rand}
 	if f.set["rate"] {
 		cfg.Rate = f.rate
@@ -209,6 +225,11 @@ func runBench(ctx context.Context, args []string, e env) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "meridian bench: %s: %v\n", servers[0], err)
 		return exitFailure
+	}
+	if a := cfg.Server.Addr(); f.sourceAddrs > 1 && !(a.Is4() && a.IsLoopback()) {
+		fmt.Fprintf(e.stderr, "meridian bench: --source-addrs above 1 needs an IPv4 loopback server, not %v\n", a)
+		fs.Usage()
+		return exitUsage
 	}
 	r, err := bench.Run(ctx, cfg)
 	if r == nil {

@@ -68,6 +68,13 @@ func TestBenchCommandLine(t *testing.T) {
 		{[]string{"--warmup", "2m", "x"}, "--warmup must be between 0 and 1m0s"},
 		{[]string{"--sockets", "0", "x"}, "--sockets must be between 1 and 1024"},
 		{[]string{"--sockets", "1025", "x"}, "--sockets must be between 1 and 1024"},
+		{[]string{"--source-addrs", "0", "x"}, "--source-addrs must be between 1 and 254"},
+		{[]string{"--source-addrs", "255", "--sockets", "300", "x"}, "--source-addrs must be between 1 and 254"},
+		{[]string{"--source-addrs", "5", "--sockets", "4", "x"}, "--source-addrs (5) may not exceed --sockets (4)"},
+		{[]string{"--source-addrs", "3", "--concurrency", "2", "x"}, "--source-addrs (3) may not exceed --concurrency (2)"},
+		{[]string{"--source-addrs", "2", "-6", "x"}, "--source-addrs above 1 needs an IPv4 loopback server"},
+		{[]string{"--source-addrs", "2", "[::1]:123"}, "--source-addrs above 1 needs an IPv4 loopback server, not ::1"},
+		{[]string{"--source-addrs", "2", "192.0.2.1:123"}, "--source-addrs above 1 needs an IPv4 loopback server, not 192.0.2.1"},
 		{[]string{"--workers", "0", "x"}, "--workers must be between 1 and 64"},
 		{[]string{"--workers", "65", "x"}, "--workers must be between 1 and 64"},
 		{[]string{"--timeout", "0s", "x"}, "--timeout must be above 0 and at most 10s"},
@@ -96,7 +103,7 @@ func TestBenchHelpIsComplete(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("bench -h = %d", code)
 	}
-	for _, f := range []string{"-rate", "-concurrency", "-duration", "-warmup", "-sockets", "-workers",
+	for _, f := range []string{"-rate", "-concurrency", "-duration", "-warmup", "-sockets", "-source-addrs", "-workers",
 		"-timeout", "-tick", "-server-pid", "-json", "-quiet", "-4", "-6", "open loop", "closed loop",
 		"rate limit", "Exit status", "SO_TIMESTAMPNS", "/proc/PID/stat"} {
 		if !strings.Contains(help, f) {
@@ -121,6 +128,13 @@ func TestBenchRuns(t *testing.T) {
 			j.Sent+j.Skipped+j.SendErrors != 150 || j.Answered != j.Sent || j.LossPercent != 0 ||
 			j.RTT == nil || j.RTT.Samples != j.Answered || j.CPU == nil || j.CPU.Requests == 0 {
 			t.Errorf("unexpected report:\n%s", out)
+		}
+	})
+	t.Run("source addresses", func(t *testing.T) {
+		code, out, errs := runArgs(t, "bench", "--rate", "400", "--duration", "300ms", "--warmup", "0",
+			"--timeout", "5s", "--quiet", "--sockets", "6", "--source-addrs", "3", addr)
+		if code != exitOK || errs != "" || !strings.Contains(out, "6 sockets from 3 addresses") {
+			t.Errorf("exit %d, stderr %q; want 0 and the addresses in stdout:\n%s", code, errs, out)
 		}
 	})
 	t.Run("text and progress", func(t *testing.T) {

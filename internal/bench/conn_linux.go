@@ -48,15 +48,17 @@ type conn struct {
 }
 
 // dial opens n UDP sockets connected to server, each bound by the kernel
-// to its own ephemeral port, with kernel receive timestamps on.
-func dial(server netip.AddrPort, n int) (*conn, error) {
+// to its own ephemeral port, with kernel receive timestamps on. Socket i
+// is bound to the source address src(i) first, unless that is the zero
+// Addr.
+func dial(server netip.AddrPort, n int, src func(i int) netip.Addr) (*conn, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
 	c := &conn{epfd: epfd, events: make([]unix.EpollEvent, n)}
 	for i := range n {
-		fd, err := dialOne(server)
+		fd, err := dialOne(server, src(i))
 		if err != nil {
 			c.close()
 			return nil, err
@@ -71,7 +73,7 @@ func dial(server netip.AddrPort, n int) (*conn, error) {
 	return c, nil
 }
 
-func dialOne(server netip.AddrPort) (int, error) {
+func dialOne(server netip.AddrPort, src netip.Addr) (int, error) {
 	var sa unix.Sockaddr
 	domain := unix.AF_INET
 	if a := server.Addr(); a.Is4() {
@@ -93,6 +95,12 @@ func dialOne(server netip.AddrPort) (int, error) {
 	// the default (about 200 KiB) also works, only with more loss under
 	// a burst.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
+	if src.IsValid() {
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src.As4()}); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("bind %v: %w", src, err)
+		}
+	}
 	if err := unix.Connect(fd, sa); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("connect %v: %w", server, err)

@@ -73,7 +73,11 @@ func (r *Report) mode() string {
 	if c.Rate > 0 {
 		load = fmt.Sprintf("open loop, %d requests/s in ticks of %v", c.Rate, c.Tick)
 	}
-	return fmt.Sprintf("%s, %d sockets, %d %s", load, c.Sockets, c.Workers, plural(c.Workers, "worker"))
+	from := ""
+	if c.SourceAddrs > 1 {
+		from = fmt.Sprintf(" from %d addresses", c.SourceAddrs)
+	}
+	return fmt.Sprintf("%s, %d sockets%s, %d %s", load, c.Sockets, from, c.Workers, plural(c.Workers, "worker"))
 }
 
 func plural(n int, s string) string {
@@ -181,6 +185,7 @@ type JSON struct {
 	Rate        int     `json:"rate,omitempty"`
 	Concurrency int     `json:"concurrency,omitempty"`
 	Sockets     int     `json:"sockets"`
+	SourceAddrs int     `json:"source_addrs"`
 	Workers     int     `json:"workers"`
 	Tick        float64 `json:"tick_s,omitempty"` // open loop
 	Timeout     float64 `json:"timeout_s"`
@@ -246,7 +251,7 @@ func (r *Report) ToJSON() JSON {
 	c := &r.Counts
 	j := JSON{
 		Server: r.Config.Server.String(), Mode: "closed", Rate: r.Config.Rate, Concurrency: r.Config.Concurrency,
-		Sockets: r.Config.Sockets, Workers: r.Config.Workers, Timeout: r.Config.Timeout.Seconds(),
+		Sockets: r.Config.Sockets, SourceAddrs: max(1, r.Config.SourceAddrs), Workers: r.Config.Workers, Timeout: r.Config.Timeout.Seconds(),
 		Warmup: r.Config.Warmup.Seconds(), Duration: r.Duration.Seconds(), Cancelled: r.Cancelled,
 		Sent: c.Sent, Answered: c.Answered, Lost: c.Lost, Unfinished: c.Unfinished, Skipped: c.Skipped,
 		SendErrors: c.SendErrors, RecvErrors: c.RecvErrors,

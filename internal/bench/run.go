@@ -19,6 +19,9 @@ const (
 	MaxRate        = 10_000_000
 	MaxConcurrency = 1 << 16
 	MaxSockets     = maxSockets
+	// MaxSourceAddrs is the most source addresses a run sends from:
+	// 127.0.0.1 to 127.0.0.254.
+	MaxSourceAddrs = 254
 	MaxWorkers     = 64
 	MaxDuration    = 10 * time.Minute
 	MaxWarmup      = time.Minute
@@ -52,6 +55,13 @@ type Config struct {
 	// connected to Server from its own ephemeral port. A closed loop
 	// uses at most Concurrency of them.
 	Sockets int
+	// SourceAddrs, if above 1, binds the sockets round-robin to the
+	// source addresses 127.0.0.1 to 127.0.0.SourceAddrs, so that the
+	// server sees that many client addresses; Server must then be an
+	// IPv4 loopback address, and there must be at least as many sockets
+	// as addresses. 0 or 1 leaves the choice of the source address to
+	// the kernel.
+	SourceAddrs int
 	// Workers is the number of goroutines that drive the sockets, each
 	// with its own share of them (default: see DefaultWorkers).
 	Workers int
@@ -108,6 +118,10 @@ func (c *Config) check() error {
 		return fmt.Errorf("bench: sockets %d out of range 1..%d", c.Sockets, MaxSockets)
 	case c.Workers < 0 || c.Workers > MaxWorkers:
 		return fmt.Errorf("bench: workers %d out of range 1..%d", c.Workers, MaxWorkers)
+	case c.SourceAddrs < 0 || c.SourceAddrs > MaxSourceAddrs:
+		return fmt.Errorf("bench: source addresses %d out of range 1..%d", c.SourceAddrs, MaxSourceAddrs)
+	case c.SourceAddrs > 1 && !(c.Server.Addr().Is4() && c.Server.Addr().IsLoopback()):
+		return fmt.Errorf("bench: several source addresses need an IPv4 loopback server, not %v", c.Server.Addr())
 	case c.Timeout < 0 || c.Timeout > MaxTimeout:
 		return fmt.Errorf("bench: timeout %v out of range (0, %v]", c.Timeout, MaxTimeout)
 	case c.Tick != 0 && (c.Tick < MinTick || c.Tick > MaxTick):
@@ -122,7 +136,24 @@ func (c *Config) check() error {
 	if float64(c.Rate)*timeout.Seconds() > MaxInFlight {
 		return fmt.Errorf("bench: rate × timeout is above %d requests in flight", MaxInFlight)
 	}
+	if n := c.sockets(); c.SourceAddrs > n {
+		return fmt.Errorf("bench: %d source addresses need at least as many sockets, not %d", c.SourceAddrs, n)
+	}
 	return nil
+}
+
+// sockets returns the number of sockets the run opens.
+func (c *Config) sockets() int {
+	n := c.Sockets
+	if n == 0 {
+		n = DefaultSockets
+	}
+	if c.Concurrency > 0 {
+		n = min(n, c.Concurrency)
+	} else if c.Rate == 0 {
+		n = min(n, DefaultConcurrency)
+	}
+	return n
 }
 
 func (c *Config) defaults() {
@@ -132,11 +163,9 @@ func (c *Config) defaults() {
 	if c.Duration == 0 {
 		c.Duration = DefaultDuration
 	}
-	if c.Sockets == 0 {
-		c.Sockets = DefaultSockets
-	}
-	if c.Concurrency > 0 {
-		c.Sockets = min(c.Sockets, c.Concurrency)
+	c.Sockets = c.sockets()
+	if c.SourceAddrs == 0 {
+		c.SourceAddrs = 1
 	}
 	if c.Workers == 0 {
 		c.Workers = DefaultWorkers()
@@ -245,7 +274,7 @@ func newWorkers(p *plan, cfg *Config, key uint64) ([]*worker, error) {
 		if i < cfg.Sockets%cfg.Workers {
 			n++
 		}
-		c, err := dial(cfg.Server, n)
+		c, err := dial(cfg.Server, n, func(j int) netip.Addr { return sourceAddr(cfg.SourceAddrs, g+j) })
 		if err != nil {
 			for _, w := range workers {
 				w.c.close()
@@ -434,4 +463,14 @@ func writeProgress(w io.Writer, elapsed, interval time.Duration, cur, last total
 	}
 	// Progress is best effort: a failed write must not stop the run.
 	_, _ = io.WriteString(w, line+phase+"\n")
+}
+
+// sourceAddr returns the source address of socket i among n source
+// addresses: the zero Addr (the kernel's choice) if n is at most 1, else
+// 127.0.0.(1 + i mod n).
+func sourceAddr(n, i int) netip.Addr {
+	if n <= 1 {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i%n)})
 }

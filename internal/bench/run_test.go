@@ -399,6 +399,7 @@ func TestReportJSON(t *testing.T) {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
 	if j.Server != "[2001:db8::1]:123" || j.Mode != "open" || j.Rate != 500 || j.Concurrency != 0 || j.Sockets != 8 ||
+		j.SourceAddrs != 1 ||
 		j.Workers != 2 || j.Tick != 0.0005 || j.Timeout != 0.25 || j.Warmup != 1 || j.Duration != 2 || j.Cancelled {
 		t.Errorf("JSON does not describe the run:\n%s", b.String())
 	}
@@ -447,7 +448,7 @@ func TestReportText(t *testing.T) {
 	}
 	for _, want := range []string{
 		"server          [2001:db8::1]:123\n",
-		"load            open loop, 500 requests/s in ticks of 500µs, 8 sockets, 2 workers\n",
+		"load            open loop, 500 requests/s in ticks of 500µs, 8 sockets, 2 workers\n", // one address: not said
 		"window          2.000 s after 1s of warmup, timeout 250ms (cancelled)\n",
 		"sent                    1000         500.0/s\n",
 		"answered                 950         475.0/s\n",
@@ -485,6 +486,14 @@ func TestConfigErrors(t *testing.T) {
 		{Server: srv, Tick: MaxTick + 1},
 		{Server: srv, ServerPID: -1},
 		{Server: srv, Rate: MaxRate, Timeout: 2 * time.Second},
+		{Server: srv, SourceAddrs: -1},
+		{Server: srv, SourceAddrs: MaxSourceAddrs + 1, Sockets: MaxSockets},
+		{Server: netip.MustParseAddrPort("[::1]:123"), SourceAddrs: 2},
+		{Server: netip.MustParseAddrPort("[::ffff:127.0.0.1]:123"), SourceAddrs: 2},
+		{Server: netip.MustParseAddrPort("192.0.2.1:123"), SourceAddrs: 2},
+		{Server: srv, Rate: 10, Sockets: 4, SourceAddrs: 5},
+		{Server: srv, Concurrency: 2, SourceAddrs: 3},
+		{Server: srv, SourceAddrs: DefaultConcurrency + 1, Sockets: MaxSockets},
 	} {
 		if _, err := Run(context.Background(), c); err == nil {
 			t.Errorf("Run(%+v) succeeded", c)
@@ -524,5 +533,78 @@ func TestRunAllocsDoNotGrowWithRequests(t *testing.T) {
 	}
 	if perRequest := (float64(long) - float64(short)) / float64(n2-n1); perRequest > 0.05 {
 		t.Errorf("%.3f allocations per request", perRequest)
+	}
+}
+
+func TestSourceAddr(t *testing.T) {
+	for _, tt := range []struct {
+		n, i int
+		want string
+	}{
+		{0, 0, "invalid IP"}, {1, 7, "invalid IP"}, {2, 0, "127.0.0.1"}, {2, 1, "127.0.0.2"}, {2, 2, "127.0.0.1"},
+		{4, 7, "127.0.0.4"}, {MaxSourceAddrs, MaxSourceAddrs - 1, "127.0.0.254"}, {MaxSourceAddrs, MaxSourceAddrs, "127.0.0.1"},
+	} {
+		if got := sourceAddr(tt.n, tt.i).String(); got != tt.want {
+			t.Errorf("sourceAddr(%d, %d) = %s; want %s", tt.n, tt.i, got, tt.want)
+		}
+	}
+}
+
+// TestSourceAddrs checks that the server sees the requests of a run come
+// from exactly the source addresses asked for, each from its share of the
+// sockets, and that the report says so.
+func TestSourceAddrs(t *testing.T) {
+	for _, tt := range []struct {
+		name                         string
+		cfg                          Config
+		addrs, sockets, perAddrPorts int
+	}{
+		{"open loop, one address", Config{Rate: 1000, Sockets: 8}, 1, 8, 8},
+		{"open loop, 4 addresses", Config{Rate: 1000, Sockets: 8, SourceAddrs: 4}, 4, 8, 2},
+		{"open loop, 3 addresses, 7 sockets", Config{Rate: 1000, Sockets: 7, SourceAddrs: 3}, 3, 7, -1},
+		{"closed loop, 3 addresses", Config{Concurrency: 6, Sockets: 64, SourceAddrs: 3}, 3, 6, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, nil, 0)
+			cfg := tt.cfg
+			cfg.Server, cfg.Duration, cfg.Timeout, cfg.Workers = s.Addr, 500*time.Millisecond, 5*time.Second, 2
+			r := mustRun(t, context.Background(), cfg)
+			if r.Answered == 0 {
+				t.Fatal("no request answered")
+			}
+			if want := max(1, tt.cfg.SourceAddrs); r.Config.SourceAddrs != want || r.ToJSON().SourceAddrs != want {
+				t.Errorf("report: %d source addresses, JSON %d; want %d", r.Config.SourceAddrs, r.ToJSON().SourceAddrs, want)
+			}
+			var text strings.Builder
+			if err := r.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if from := fmt.Sprintf(" from %d addresses", tt.addrs); (tt.addrs > 1) != strings.Contains(text.String(), from) {
+				t.Errorf("text report and %q:\n%s", from, text.String())
+			}
+			// Every socket sends in a run this long: 500 requests over
+			// at most 8 sockets, or 6 outstanding all the time.
+			ports := map[netip.Addr]int{}
+			for ap := range s.clients() {
+				ports[ap.Addr()]++
+			}
+			if len(ports) != tt.addrs {
+				t.Fatalf("server saw %d source addresses %v; want %d", len(ports), ports, tt.addrs)
+			}
+			total := 0
+			for i := range tt.addrs {
+				a := netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)})
+				if ports[a] == 0 {
+					t.Errorf("no request from %v; saw %v", a, ports)
+				}
+				if tt.perAddrPorts > 0 && ports[a] != tt.perAddrPorts {
+					t.Errorf("%d sockets sent from %v; want %d", ports[a], a, tt.perAddrPorts)
+				}
+				total += ports[a]
+			}
+			if total != tt.sockets {
+				t.Errorf("server saw %d client sockets; want %d", total, tt.sockets)
+			}
+		})
 	}
 }

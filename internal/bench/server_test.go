@@ -40,6 +40,10 @@ type testServer struct {
 
 	received atomic.Uint64
 	acts     [numActs]atomic.Uint64
+	// from counts the requests received from each client address and
+	// port.
+	fromMu sync.Mutex
+	from   map[netip.AddrPort]uint64
 	// Outstanding requests: received but not yet answered or dropped.
 	outstanding, maxOutstanding atomic.Int64
 	wg                          sync.WaitGroup
@@ -57,7 +61,8 @@ func startServer(t testing.TB, policy func(n uint64) act, delay time.Duration) *
 	if policy == nil {
 		policy = func(uint64) act { return actReply }
 	}
-	s := &testServer{t: t, conn: c, Addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), policy: policy, delay: delay}
+	s := &testServer{t: t, conn: c, Addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), policy: policy, delay: delay,
+		from: map[netip.AddrPort]uint64{}}
 	s.wg.Add(1)
 	// The goroutine exits when the socket is closed by the cleanup.
 	go s.serve()
@@ -69,6 +74,18 @@ func startServer(t testing.TB, policy func(n uint64) act, delay time.Duration) *
 }
 
 func (s *testServer) count(a act) uint64 { return s.acts[a].Load() }
+
+// clients returns the client addresses and ports the server has received
+// requests from, with the number of requests from each.
+func (s *testServer) clients() map[netip.AddrPort]uint64 {
+	s.fromMu.Lock()
+	defer s.fromMu.Unlock()
+	m := make(map[netip.AddrPort]uint64, len(s.from))
+	for k, v := range s.from {
+		m[k] = v
+	}
+	return m
+}
 
 func (s *testServer) serve() {
 	defer s.wg.Done()
@@ -83,6 +100,9 @@ func (s *testServer) serve() {
 			continue
 		}
 		rx := ntp.TimeFrom(time.Now())
+		s.fromMu.Lock()
+		s.from[from]++
+		s.fromMu.Unlock()
 		a := s.policy(s.received.Add(1) - 1)
 		s.acts[a].Add(1)
 		if a == actDrop {

@@ -19,7 +19,7 @@ func TestExpireReadsRepliesFirst(t *testing.T) {
 	}, 0)
 	p := &plan{base: time.Now(), end: 1 << 62, timeout: int64(10 * time.Second), sockets: 1}
 	p.baseWall = p.base.UnixNano()
-	c, err := dial(s.Addr, 1)
+	c, err := dial(s.Addr, 1, anyAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
