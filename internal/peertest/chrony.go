@@ -32,11 +32,21 @@ func StartChrony(t testing.TB, c ChronyConfig) *Peer {
 		c.Stratum = 10
 	}
 	checkStratum(t, c.Stratum)
-	names := []string{"chronyd"}
+	p, tools, dir := newChronyd(t, "chrony")
+	runChronyd(t, p, tools, chronyConf(c, p.Addr.Port(), dir), dir)
+	return p
+}
+
+// newChronyd finds chronyd, the other tools named and, as root, setpriv
+// (tools holds them in that order), reads chronyd's version, and makes the
+// Peer of a chronyd on a free UDP port of 127.0.0.1 with its files in dir.
+func newChronyd(t testing.TB, name string, others ...string) (p *Peer, tools []string, dir string) {
+	t.Helper()
+	names := append([]string{"chronyd"}, others...)
 	if isRoot() {
 		names = append(names, "setpriv")
 	}
-	tools := needTools(t, names...)
+	tools = needTools(t, names...)
 	version, err := versionOf(tools[0], "version ", "-v")
 	if err != nil {
 		t.Fatalf("peertest: %v", err)
@@ -45,32 +55,37 @@ func StartChrony(t testing.TB, c ChronyConfig) *Peer {
 	if err != nil {
 		t.Fatalf("peertest: %v", err)
 	}
-
-	dir := t.TempDir()
-	p := &Peer{
-		Name:    "chrony",
+	dir = t.TempDir()
+	p = &Peer{
+		Name:    name,
 		Version: version,
 		Addr:    netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), port),
 		logPath: filepath.Join(dir, "chronyd.log"),
 	}
-	conf := filepath.Join(dir, "chrony.conf")
-	if err := os.WriteFile(conf, chronyConf(c, port, dir), 0o644); err != nil {
+	return p, tools, dir
+}
+
+// runChronyd writes conf to dir and starts the chronyd of p with it, as
+// newChronyd found it in tools.
+func runChronyd(t testing.TB, p *Peer, tools []string, conf []byte, dir string) {
+	t.Helper()
+	path := filepath.Join(dir, "chrony.conf")
+	if err := os.WriteFile(path, conf, 0o644); err != nil {
 		t.Fatalf("peertest: %v", err)
 	}
 	// -x: never touch the clock. -d: stay in the foreground and log to
 	// stderr. -4: IPv4 sockets only, so nothing listens on [::].
-	argv := []string{tools[0], "-x", "-d", "-4", "-f", conf}
+	argv := []string{tools[0], "-x", "-d", "-4", "-f", path}
 	if isRoot() {
 		// -u root: as root chronyd would switch to its own user, and
 		// that switch clears the parent-death signal. It keeps no
 		// CAP_SYS_TIME either way.
-		argv = dropSysTime(tools[1], append(argv, "-u", "root")...)
+		argv = dropSysTime(tools[len(tools)-1], append(argv, "-u", "root")...)
 	} else {
 		// -U: start without root; serving on a high port needs nothing.
 		argv = append(argv, "-U")
 	}
 	start(t, p, exec.Command(argv[0], argv[1:]...))
-	return p
 }
 
 // chronyConf returns the configuration of a chronyd serving on port, with its

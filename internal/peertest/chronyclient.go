@@ -53,36 +53,12 @@ func StartChronyClient(t testing.TB, c ChronyClientConfig) *ChronyClient {
 	if c.Options == "" {
 		c.Options = "iburst"
 	}
-	names := []string{"chronyd", "chronyc"}
-	if isRoot() {
-		names = append(names, "setpriv")
-	}
-	tools := needTools(t, names...)
-	version, err := versionOf(tools[0], "version ", "-v")
-	if err != nil {
-		t.Fatalf("peertest: %v", err)
-	}
+	p, tools, dir := newChronyd(t, "chrony client", "chronyc")
 	chronycVersion, err := versionOf(tools[1], "version ", "-v")
 	if err != nil {
 		t.Fatalf("peertest: %v", err)
 	}
-	port, err := freeUDPPort()
-	if err != nil {
-		t.Fatalf("peertest: %v", err)
-	}
-
-	dir := t.TempDir()
-	cl := &ChronyClient{
-		Peer: &Peer{
-			Name:    "chrony client",
-			Version: version,
-			Addr:    netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), port),
-			logPath: filepath.Join(dir, "chronyd.log"),
-		},
-		ChronycVersion: chronycVersion,
-		chronyc:        tools[1],
-		logDir:         dir,
-	}
+	cl := &ChronyClient{Peer: p, ChronycVersion: chronycVersion, chronyc: tools[1], logDir: dir}
 	// port 0: no NTP server socket. The command port is on loopback, where
 	// chronyc may use the monitoring commands; bindcmdaddress / turns off
 	// the command socket, whose default path all instances would share.
@@ -97,20 +73,8 @@ pidfile %s
 logdir %s
 log measurements
 %s
-`, c.Server.Addr(), c.Server.Port(), c.Options, port, filepath.Join(dir, "chronyd.pid"), dir, c.Extra)
-	confPath := filepath.Join(dir, "chrony.conf")
-	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
-		t.Fatalf("peertest: %v", err)
-	}
-	// As in StartChrony: -x never touches the clock, -d stays in the
-	// foreground, -4 uses IPv4 only.
-	argv := []string{tools[0], "-x", "-d", "-4", "-f", confPath}
-	if isRoot() {
-		argv = dropSysTime(tools[2], append(argv, "-u", "root")...)
-	} else {
-		argv = append(argv, "-U")
-	}
-	start(t, cl.Peer, exec.Command(argv[0], argv[1:]...))
+`, c.Server.Addr(), c.Server.Port(), c.Options, p.Addr.Port(), filepath.Join(dir, "chronyd.pid"), dir, c.Extra)
+	runChronyd(t, p, tools, conf, dir)
 	return cl
 }
 
