@@ -5,13 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meridian-ntp/meridian/internal/peertest"
 )
 
 func TestCheckConfigExamples(t *testing.T) {
@@ -69,17 +70,6 @@ func TestDaemonUsage(t *testing.T) {
 	}
 }
 
-// freeUDPPort returns a loopback UDP port that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // lockedBuffer is an io.Writer safe for concurrent use.
 type lockedBuffer struct {
 	mu sync.Mutex // guards b
@@ -101,7 +91,7 @@ func (l *lockedBuffer) String() string {
 // TestDaemonServesAndStops runs "meridian daemon" in-process, queries it
 // with "meridian query" and stops it as SIGTERM would.
 func TestDaemonServesAndStops(t *testing.T) {
-	port := freeUDPPort(t)
+	port := peertest.FreeUDPPort(t)
 	path := writeConfig(t, fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nworkers = 2\nlocal-stratum = 9\n", port))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

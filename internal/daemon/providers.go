@@ -16,18 +16,11 @@ import (
 // reference timestamp, which keeps the served root dispersion from growing.
 const localRefresh = time.Second
 
-// runLocal publishes the local clock's state until ctx is done: the clock
-// at stratum (chrony's "local stratum N"), or unsynchronized when stratum
-// is 0.
+// runLocal renews the local clock's state at stratum (chrony's "local
+// stratum N") every localRefresh until ctx is done. The first state is
+// stored by the caller; with stratum 0 the server stays unsynchronized and
+// there is nothing to renew.
 func runLocal(ctx context.Context, served *Served, stratum int, precision int8) {
-	publish := func() {
-		if stratum == 0 {
-			served.Store(server.Unsynchronized(precision))
-			return
-		}
-		served.Store(server.Local(uint8(stratum), precision, ntp.TimeFrom(time.Now())))
-	}
-	publish()
 	if stratum == 0 {
 		return
 	}
@@ -38,7 +31,7 @@ func runLocal(ctx context.Context, served *Served, stratum int, precision int8) 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			publish()
+			served.Store(server.Local(uint8(stratum), precision, ntp.TimeFrom(time.Now())))
 		}
 	}
 }

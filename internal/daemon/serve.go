@@ -117,6 +117,8 @@ func (w *worker) yield(now time.Time) {
 func (w *worker) answer(reqs []udp.Msg, now time.Time) int {
 	mnow := mono.Instant(now.Sub(w.origin))
 	st := w.served.Load()
+	// A datagram without a kernel timestamp counts as received now.
+	fallback := ntp.TimeFrom(now)
 	k := 0
 	for i := range reqs {
 		m := &reqs[i]
@@ -124,7 +126,7 @@ func (w *worker) answer(reqs []udp.Msg, now time.Time) int {
 			w.truncated.Add(1)
 			continue
 		}
-		rx := ntp.TimeFrom(now)
+		rx := fallback
 		if m.RxTime != 0 {
 			rx = ntp.TimeFrom(time.Unix(0, m.RxTime))
 		}
