@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/meridian-ntp/meridian/internal/udp"
 )
 
 // oobSize holds one SCM_TIMESTAMPNS control message with room to spare.
@@ -176,37 +177,12 @@ func (c *conn) recv(i int, b *batch) (int, error) {
 func isAgain(err error) bool { return errors.Is(err, unix.EAGAIN) }
 
 // rxTimestamp returns the SCM_TIMESTAMPNS receive time in oob, the
-// control data of one datagram, in Unix ns, or 0 if there is none or the
-// data is malformed. It allocates nothing and never panics.
+// control data of one datagram, in Unix ns, or 0 if there is none, it is
+// malformed or it is not after the epoch. It allocates nothing and never
+// panics.
 func rxTimestamp(oob []byte) int64 {
-	for len(oob) >= unix.SizeofCmsghdr {
-		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
-		if err != nil {
-			return 0
-		}
-		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS {
-			return timespecNs(data)
-		}
-		oob = rest
+	if ns, ok := udp.RxTime(oob); ok && ns > 0 {
+		return ns
 	}
 	return 0
-}
-
-// timespecNs decodes a struct timespec in the kernel's native layout.
-func timespecNs(b []byte) int64 {
-	var sec, nsec int64
-	switch size := unsafe.Sizeof(unix.Timespec{}); {
-	case size == 16 && len(b) >= 16:
-		sec = int64(binary.NativeEndian.Uint64(b[0:]))
-		nsec = int64(binary.NativeEndian.Uint64(b[8:]))
-	case size == 8 && len(b) >= 8:
-		sec = int64(int32(binary.NativeEndian.Uint32(b[0:])))
-		nsec = int64(int32(binary.NativeEndian.Uint32(b[4:])))
-	default:
-		return 0
-	}
-	if nsec < 0 || nsec >= 1e9 || sec <= 0 || sec > 1<<33 {
-		return 0
-	}
-	return sec*1e9 + nsec
 }

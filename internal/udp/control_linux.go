@@ -62,6 +62,17 @@ func parseControl(b []byte, m *Msg) {
 	}
 }
 
+// RxTime returns the kernel's receive timestamp in oob, the control
+// messages of one datagram read from any UDP socket with SO_TIMESTAMPNS
+// (or SO_TIMESTAMPNS_NEW) enabled, in nanoseconds since the Unix epoch, as
+// ReadBatch sets Msg.RxTime. It reports false if there is none; it
+// allocates nothing and never panics.
+func RxTime(oob []byte) (int64, bool) {
+	var m Msg
+	parseControl(oob, &m)
+	return m.RxTime, m.RxTime != 0
+}
+
 // parseControlMsg decodes the data of one control message into m.
 func parseControlMsg(level, typ int32, data []byte, m *Msg) {
 	switch {

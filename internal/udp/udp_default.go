@@ -32,3 +32,7 @@ func (c *Conn) ReadBatch(msgs []Msg) (int, error) { return 0, net.ErrClosed }
 
 // WriteBatch returns net.ErrClosed.
 func (c *Conn) WriteBatch(msgs []Msg) (int, error) { return 0, net.ErrClosed }
+
+// RxTime reports false: kernel receive timestamps are not read on this
+// platform.
+func RxTime([]byte) (int64, bool) { return 0, false }
