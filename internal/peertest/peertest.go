@@ -321,3 +321,12 @@ func checkStratum(t testing.TB, s int) {
 		t.Fatalf("peertest: stratum %d out of range 1..15", s)
 	}
 }
+
+// NeedRoot ends t through unavailable unless it runs as root; why says
+// what needs it.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if !isRoot() {
+		unavailable(t, "%s needs root", why)
+	}
+}

@@ -78,6 +78,29 @@ func (a *ACL) add(p netip.Prefix, access Access) {
 	a.byLen = append(a.byLen, lenRules{bits: p.Bits(), is4: is4, access: map[netip.Prefix]Access{p: access}})
 }
 
+// Rule is one prefix of an ACL with its decision.
+type Rule struct {
+	Prefix netip.Prefix
+	Access Access
+}
+
+// Rules returns the list's prefixes as Check uses them (IPv4-mapped
+// prefixes as IPv4, host bits masked, one decision each), most specific
+// first, and the decision for an address that no prefix contains.
+func (a *ACL) Rules() (rules []Rule, fallback Access) {
+	if a == nil {
+		return nil, Allow
+	}
+	for _, r := range a.byLen {
+		start := len(rules)
+		for p, access := range r.access {
+			rules = append(rules, Rule{p, access})
+		}
+		slices.SortFunc(rules[start:], func(x, y Rule) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
+	}
+	return rules, a.fallback
+}
+
 // Check returns the decision for addr. It allocates nothing; its cost grows
 // with the number of distinct prefix lengths, not of prefixes.
 func (a *ACL) Check(addr netip.Addr) Access {

@@ -3,6 +3,8 @@ package server
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func prefixes(s ...string) []netip.Prefix {
@@ -121,4 +123,26 @@ func FuzzACL(f *testing.F) {
 			t.Fatalf("allow %v deny %v: Check(%s) = %v; reference %v", allow, deny, addr, got, want)
 		}
 	})
+}
+
+func TestACLRules(t *testing.T) {
+	a := NewACL(
+		[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::ffff:192.0.2.1/120"), netip.MustParsePrefix("2001:db8::1/32")},
+		[]netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("10.0.0.0/8")})
+	rules, fallback := a.Rules()
+	want := []Rule{
+		{netip.MustParsePrefix("2001:db8::/32"), Allow},
+		{netip.MustParsePrefix("192.0.2.0/24"), Allow},
+		{netip.MustParsePrefix("10.1.0.0/16"), Deny},
+		{netip.MustParsePrefix("10.0.0.0/8"), Deny},
+	}
+	if diff := cmp.Diff(want, rules, cmp.Comparer(func(x, y netip.Prefix) bool { return x == y })); diff != "" {
+		t.Errorf("Rules() mismatch (-want +got):\n%s", diff)
+	}
+	if fallback != Deny {
+		t.Errorf("fallback = %v; want Deny", fallback)
+	}
+	if r, f := (*ACL)(nil).Rules(); r != nil || f != Allow {
+		t.Errorf("nil ACL Rules() = %v, %v; want nil, Allow", r, f)
+	}
 }

@@ -33,6 +33,12 @@ type LimitConfig struct {
 	IPv4Prefix, IPv6Prefix int
 }
 
+// WithDefaults returns c with the defaults in place of its zero fields.
+func (c LimitConfig) WithDefaults() LimitConfig {
+	c.defaults()
+	return c
+}
+
 func (c *LimitConfig) defaults() {
 	if c.Interval <= 0 {
 		c.Interval = 2 * time.Second
