@@ -30,6 +30,7 @@ type Server struct {
 
 	RateLimit RateLimit `toml:"rate-limit"`
 	Access    Access    `toml:"access"`
+	XDP       XDP       `toml:"xdp"`
 }
 
 // RateLimit configures the per-client token bucket of the server.
@@ -66,6 +67,41 @@ type Access struct {
 	Deny  []netip.Prefix `toml:"deny"`
 	// DenyAction is what a denied request gets (KoD: a DENY kiss-o'-death).
 	DenyAction Action `toml:"deny-action"`
+}
+
+// XDP configures the server's fast path: an XDP program, attached to the
+// named network interfaces, that answers plain requests in the kernel's
+// receive hook, before the IP stack (Linux, root).
+type XDP struct {
+	// Interfaces are the interfaces to attach the program to; empty turns
+	// the fast path off.
+	Interfaces []string `toml:"interfaces"`
+	// Mode is how the program is attached.
+	Mode XDPMode `toml:"mode"`
+}
+
+// XDPMode is how the XDP program is attached to an interface.
+type XDPMode uint8
+
+// XDP modes. The zero value is XDPAuto.
+const (
+	// XDPAuto lets the kernel choose: in the driver if it supports XDP,
+	// generic otherwise.
+	XDPAuto XDPMode = iota
+	// XDPNative runs the program in the driver.
+	XDPNative
+	// XDPGeneric runs it on socket buffers, with any driver.
+	XDPGeneric
+)
+
+var xdpModes = [...]string{XDPAuto: "auto", XDPNative: "native", XDPGeneric: "generic"}
+
+// String returns the mode as it is written in the file.
+func (m XDPMode) String() string {
+	if int(m) < len(xdpModes) {
+		return xdpModes[m]
+	}
+	return "invalid"
 }
 
 // Mirror configures mirror mode, in which Meridian serves the time of one

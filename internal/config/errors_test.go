@@ -173,6 +173,12 @@ var errorCases = []errorCase{
 	{"access deny-action", "[server.access]\ndeny-action = \"reject\"\n"},
 	{"access not an array", "[server.access]\nallow = \"10.0.0.0/8\"\n"},
 
+	// server.xdp
+	{"xdp interface names", "[server.xdp]\ninterfaces = [\"\", \"eth0:1\", \"a/b\", \"..\", \"sixteen-bytes-xx\", \"tab\\tname\", \"\u00e9th0\"]\n"},
+	{"xdp interface duplicates", "[server.xdp]\ninterfaces = [\"eth0\", \"lo\", \"eth0\"]\n"},
+	{"xdp interfaces a string", "[server.xdp]\ninterfaces = \"eth0\"\n"},
+	{"xdp mode", "[server.xdp]\nmode = \"skb\"\n"},
+
 	// mirror
 	{"mirror upstream host name", "[mirror]\nupstream = \"ntp.example.net:123\"\n"},
 	{"mirror upstream no port", "[mirror]\nupstream = \"127.0.0.1\"\n"},

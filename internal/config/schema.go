@@ -27,7 +27,7 @@ type decodeFunc func(d *decoder, key string, line int, v *unstable.Node)
 // with decoders that store into c. TestSchemaMatchesTags keeps it in step
 // with the toml tags of Config.
 func schema(c *Config) []field {
-	s, rl, a, m := &c.Server, &c.Server.RateLimit, &c.Server.Access, &c.Mirror
+	s, rl, a, x, m := &c.Server, &c.Server.RateLimit, &c.Server.Access, &c.Server.XDP, &c.Mirror
 	return []field{
 		{"server.listen", "an array of strings", addrPorts(&s.Listen)},
 		{"server.workers", "an integer", integer(&s.Workers)},
@@ -43,6 +43,8 @@ func schema(c *Config) []field {
 		{"server.access.allow", "an array of strings", prefixes(&a.Allow)},
 		{"server.access.deny", "an array of strings", prefixes(&a.Deny)},
 		{"server.access.deny-action", "a string", action(&a.DenyAction)},
+		{"server.xdp.interfaces", "an array of strings", each(&x.Interfaces, parseInterface)},
+		{"server.xdp.mode", "a string", xdpMode(&x.Mode)},
 		{"mirror.upstream", "a string", upstream(m)},
 		{"mirror.poll", "a duration string", duration(&m.Poll)},
 		{"mirror.unsync-after", "a duration string", duration(&m.UnsyncAfter)},
@@ -114,6 +116,23 @@ func action(p *Action) decodeFunc {
 		default:
 			d.errs.add(line, key, "must be "+want+", got "+quote(s))
 		}
+	}
+}
+
+func xdpMode(p *XDPMode) decodeFunc {
+	return func(d *decoder, key string, line int, v *unstable.Node) {
+		const want = `"auto", "native" or "generic"`
+		s, ok := text(d, key, line, v, want)
+		if !ok {
+			return
+		}
+		for m, name := range xdpModes {
+			if s == name {
+				*p = XDPMode(m)
+				return
+			}
+		}
+		d.errs.add(line, key, "must be "+want+", got "+quote(s))
 	}
 }
 

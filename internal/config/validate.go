@@ -11,6 +11,8 @@ import (
 // Limits of the values, as documented in docs/config.md.
 const (
 	maxListen     = 64   // listen addresses
+	maxInterfaces = 64   // XDP interfaces
+	maxIfname     = 15   // bytes of an interface name (IFNAMSIZ - 1)
 	maxWorkers    = 1024 // sockets per listen address
 	maxStratum    = 15   // local-stratum
 	maxBurst      = 1024
@@ -76,6 +78,25 @@ func (s *Server) validate(k *checker) {
 	k.intRange("server.local-stratum", s.LocalStratum, 0, maxStratum)
 	s.RateLimit.validate(k)
 	s.Access.validate(k)
+	s.XDP.validate(k)
+}
+
+func (x *XDP) validate(k *checker) {
+	const key = "server.xdp.interfaces"
+	if len(x.Interfaces) > maxInterfaces {
+		k.fail(key, fmt.Sprintf("must list at most %d interfaces, got %d", maxInterfaces, len(x.Interfaces)))
+		return
+	}
+	seen := make(map[string]bool)
+	for i, name := range x.Interfaces {
+		if seen[name] {
+			k.failElem(key, i, fmt.Sprintf("duplicate interface %s", quote(name)))
+		}
+		seen[name] = true
+	}
+	if x.Mode.String() == "invalid" {
+		k.fail("server.xdp.mode", fmt.Sprintf(`must be "auto", "native" or "generic", got mode %d`, int(x.Mode)))
+	}
 }
 
 func validateListen(k *checker, listen []netip.AddrPort) {

@@ -212,3 +212,19 @@ func validHostname(h string) bool {
 	}
 	return !allDigits(labels[len(labels)-1])
 }
+
+// parseInterface checks a network interface name as Linux does: 1 to 15
+// bytes, not "." or "..", no slash, colon or white space.
+func parseInterface(s string) (string, string) {
+	switch {
+	case s == "":
+		return "", "an interface name must not be empty"
+	case len(s) > maxIfname:
+		return "", fmt.Sprintf("interface name %s is longer than %d bytes", quote(s), maxIfname)
+	case s == "." || s == "..":
+		return "", fmt.Sprintf("%s is not an interface name", quote(s))
+	case strings.ContainsFunc(s, func(r rune) bool { return r == '/' || r == ':' || r <= ' ' || r == 0x7F || r >= 0x80 }):
+		return "", fmt.Sprintf("interface name %s may not contain '/', ':', spaces, control or non-ASCII characters", quote(s))
+	}
+	return s, ""
+}

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/meridian-ntp/meridian/internal/ntp"
 	"github.com/meridian-ntp/meridian/internal/peertest"
@@ -79,18 +82,27 @@ func check(t *testing.T, p *Program, c Config, resp *server.Responder, st *serve
 		}
 		return false
 	}
-	if action != xdpTX {
-		t.Fatalf("frame %x: action %d; want TX (%d)", in, action, xdpTX)
-	}
 	ntpOff := len(in) - 48
-	rx := ntp.Time(binary.BigEndian.Uint64(out[ntpOff+32:]))
-	lo, hi := ntp.TimeFrom(before), ntp.TimeFrom(after)
-	if rx.Sub(lo) < -time.Microsecond || hi.Sub(rx) < -time.Microsecond {
-		t.Errorf("receive timestamp %v; want between %v and %v", rx.Resolve(before), before.UTC(), after.UTC())
+	var rx ntp.Time
+	if action == xdpTX {
+		rx = ntp.Time(binary.BigEndian.Uint64(out[ntpOff+32:]))
+		lo, hi := ntp.TimeFrom(before), ntp.TimeFrom(after)
+		if rx.Sub(lo) < -time.Microsecond || hi.Sub(rx) < -time.Microsecond {
+			t.Errorf("receive timestamp %v; want between %v and %v", rx.Resolve(before), before.UTC(), after.UTC())
+		}
 	}
-	want, _ := expected(in, resp, st, from, req, rx, 0)
+	want, v := expected(in, resp, st, from, req, rx, 0)
+	if want == nil {
+		if action != xdpDrop {
+			t.Fatalf("frame %x: action %d; want drop (%d), verdict %v", in, action, xdpDrop, v)
+		}
+		return false
+	}
+	if action != xdpTX {
+		t.Fatalf("frame %x: action %d; want TX (%d), verdict %v", in, action, xdpTX, v)
+	}
 	if !bytes.Equal(out, want) {
-		t.Errorf("frame %x\nanswered %x\nwant     %x", in, out, want)
+		t.Errorf("frame %x\nanswered %x\nwant     %x (verdict %v)", in, out, want, v)
 	}
 	return true
 }
@@ -223,5 +235,68 @@ func TestLeapPasses(t *testing.T) {
 	p := load(t, Config{}, nil)
 	if action, _, _, _ := run(t, p, frame{src: client4, dst: serve4, payload: request(4, 3, 6)}.build()); action != xdpPass {
 		t.Errorf("unpublished: action %d; want pass", action)
+	}
+}
+
+// TestLimitsLikeServer sends sequences of requests through the program and
+// through a Responder with the same access list and rate limiter: every
+// action, response and count must agree.
+func TestLimitsLikeServer(t *testing.T) {
+	hour := time.Hour
+	acl := server.NewACL(
+		[]netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8:1::/48")},
+		[]netip.Prefix{netip.MustParsePrefix("198.51.100.128/25"), netip.MustParsePrefix("2001:db8:1:bad::/64")})
+	at := func(s string) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(s), 40000) }
+	clients := []netip.AddrPort{
+		at("198.51.100.7"), at("198.51.100.8"), at("198.51.100.200"), at("203.0.113.1"),
+		at("2001:db8:1::7"), at("2001:db8:1::8"), at("2001:db8:1:2::7"), at("2001:db8:1:bad::1"), at("2001:db8:2::1"),
+	}
+	for _, tc := range []struct {
+		name string
+		c    Config
+	}{
+		{"drop", Config{Limit: &server.LimitConfig{Interval: hour, Burst: 3, Leak: -1}}},
+		{"kod", Config{Limit: &server.LimitConfig{Interval: hour, Burst: 2, Leak: -1, KoD: true}}},
+		{"leak all", Config{Limit: &server.LimitConfig{Interval: hour, Burst: 2, Leak: 1}}},
+		{"prefixes", Config{Limit: &server.LimitConfig{Interval: hour, Burst: 2, Leak: -1, IPv4Prefix: 24, IPv6Prefix: 48}}},
+		{"acl drop", Config{ACL: acl}},
+		{"acl kod", Config{ACL: acl, DenyKoD: true}},
+		{"acl kod limited", Config{ACL: acl, DenyKoD: true, Limit: &server.LimitConfig{Interval: hour, Burst: 1, Leak: -1}}},
+		{"acl limit kod", Config{ACL: acl, Limit: &server.LimitConfig{Interval: hour, Burst: 2, Leak: -1, KoD: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := synced()
+			p := load(t, tc.c, st)
+			c := tc.c
+			c.Dests = []netip.AddrPort{serve4, serve6}
+			sc := server.Config{ACL: c.ACL, DenyKoD: c.DenyKoD}
+			if c.Limit != nil {
+				sc.Limiter = server.NewLimiter(*c.Limit, maphash.MakeSeed(), rand.New(rand.NewPCG(1, 2)))
+			}
+			resp := server.NewResponder(sc)
+			for range 5 {
+				for _, from := range clients {
+					dst := serve4
+					if from.Addr().Is6() {
+						dst = serve6
+					}
+					check(t, p, c, resp, st, frame{src: from, dst: dst, payload: request(4, 3, 6)}.build())
+				}
+			}
+			got, err := p.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			verdicts, _ := resp.Counters.Snapshot()
+			want := map[server.Verdict]uint64{}
+			for v, n := range verdicts {
+				if n != 0 {
+					want[server.Verdict(v)] = n
+				}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("counters (-server +xdp):\n%s", diff)
+			}
+		})
 	}
 }
