@@ -58,9 +58,13 @@ func runDaemon(ctx context.Context, args []string, e env) int {
 }
 
 // logStats logs what the server did, once it has stopped: every verdict
-// with a nonzero count, the send errors and the truncated requests.
+// with a nonzero count, the send errors and the truncated requests, and
+// how many requests the XDP fast path decided on.
 func logStats(log *slog.Logger, s daemon.Stats) {
 	args := []any{"send_errors", s.SendErrors, "truncated", s.Truncated}
+	if s.XDP > 0 {
+		args = append(args, "xdp", s.XDP)
+	}
 	names := make([]string, 0, len(s.Verdicts))
 	for name := range s.Verdicts {
 		names = append(names, name)

@@ -17,6 +17,7 @@ import (
 	"github.com/meridian-ntp/meridian/internal/ntp"
 	"github.com/meridian-ntp/meridian/internal/server"
 	"github.com/meridian-ntp/meridian/internal/udp"
+	"github.com/meridian-ntp/meridian/internal/xdp"
 )
 
 // Daemon is a running server: its workers and its state provider.
@@ -25,6 +26,11 @@ type Daemon struct {
 	conns   []batchConn
 	workers []*worker
 	served  Served
+	xdp     *xdp.Program // the fast path, or nil
+
+	// xdpMu guards xdpFinal, the fast path's counts when it was closed.
+	xdpMu    sync.Mutex
+	xdpFinal map[server.Verdict]uint64
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -41,11 +47,23 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, 
 		return nil, err
 	}
 	ensureProcs(len(d.conns), log)
+	acl := server.NewACL(cfg.Server.Access.Allow, cfg.Server.Access.Deny)
+	if len(cfg.Server.XDP.Interfaces) > 0 {
+		if err := d.loadXDP(cfg, acl); err != nil {
+			d.closeConns()
+			cancel()
+			return nil, err
+		}
+	}
 	origin := time.Now()
 	precision := measurePrecision()
 	d.startProviders(ctx, cfg, origin, precision)
-	if err := d.startWorkers(cfg, origin); err != nil {
-		d.closeConns()
+	err := d.startWorkers(cfg, acl, origin)
+	if err == nil && d.xdp != nil {
+		err = d.attachXDP(cfg)
+	}
+	if err != nil {
+		d.close()
 		cancel()
 		d.wg.Wait()
 		return nil, err
@@ -55,7 +73,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, 
 	go func() {
 		defer d.wg.Done()
 		<-ctx.Done()
-		d.closeConns()
+		d.close()
 	}()
 	for _, addr := range cfg.Server.Listen {
 		log.Info("serving NTP", "address", addr, "sockets", len(d.conns)/len(cfg.Server.Listen))
@@ -128,24 +146,19 @@ func (d *Daemon) startProviders(ctx context.Context, cfg *config.Config, origin 
 	}()
 }
 
-func (d *Daemon) startWorkers(cfg *config.Config, origin time.Time) error {
+func (d *Daemon) startWorkers(cfg *config.Config, acl *server.ACL, origin time.Time) error {
 	rl := cfg.Server.RateLimit
-	acl := server.NewACL(cfg.Server.Access.Allow, cfg.Server.Access.Deny)
 	seed := maphash.MakeSeed()
 	perWorker := max(rl.TableSize/max(len(d.conns), 1), 64)
 	for _, c := range d.conns {
 		sc := server.Config{ACL: acl, DenyKoD: cfg.Server.Access.DenyAction == config.KoD}
 		if rl.Enabled {
-			leak := rl.Leak
-			if leak == 0 {
-				leak = -1 // configured as never
-			}
 			var s [16]byte
 			if _, err := rand.Read(s[:]); err != nil {
 				return fmt.Errorf("seed the rate limiter: %w", err)
 			}
 			rng := mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(s[:8]), binary.LittleEndian.Uint64(s[8:])))
-			sc.Limiter = server.NewLimiter(server.LimitConfig{Interval: rl.Interval, Burst: rl.Burst, Leak: leak,
+			sc.Limiter = server.NewLimiter(server.LimitConfig{Interval: rl.Interval, Burst: rl.Burst, Leak: limiterLeak(rl.Leak),
 				KoD: rl.Action == config.KoD, TableSize: perWorker, IPv4Prefix: rl.IPv4Prefix, IPv6Prefix: rl.IPv6Prefix},
 				seed, rng)
 		}
@@ -161,6 +174,21 @@ func (d *Daemon) startWorkers(cfg *config.Config, origin time.Time) error {
 		}()
 	}
 	return nil
+}
+
+// close detaches the fast path and closes the sockets.
+func (d *Daemon) close() {
+	if d.xdp != nil {
+		d.xdpMu.Lock()
+		if d.xdpFinal == nil {
+			d.xdpFinal = d.xdpCounters()
+			if err := d.xdp.Close(); err != nil {
+				d.log.Warn("XDP fast path: close", "err", err)
+			}
+		}
+		d.xdpMu.Unlock()
+	}
+	d.closeConns()
 }
 
 func (d *Daemon) closeConns() {
@@ -194,6 +222,7 @@ type Stats struct {
 	Modes      [8]uint64
 	SendErrors uint64
 	Truncated  uint64 // requests larger than the receive buffer, dropped
+	XDP        uint64 // requests decided on by the XDP fast path (in the counts above too)
 }
 
 // Stats returns the counters summed over all workers.
@@ -210,5 +239,29 @@ func (d *Daemon) Stats() Stats {
 		s.SendErrors += w.sendErrors.Load()
 		s.Truncated += w.truncated.Load()
 	}
+	if d.xdp != nil {
+		d.xdpMu.Lock()
+		c := d.xdpFinal
+		if c == nil {
+			c = d.xdpCounters()
+		}
+		d.xdpMu.Unlock()
+		// The program decides only on mode 3 requests.
+		for v, n := range c {
+			s.Verdicts[v.String()] += n
+			s.Modes[3] += n
+			s.XDP += n
+		}
+	}
 	return s
+}
+
+// xdpCounters reads the fast path's counts; it never returns nil.
+func (d *Daemon) xdpCounters() map[server.Verdict]uint64 {
+	c, err := d.xdp.Counters()
+	if err != nil {
+		d.log.Warn("XDP fast path: counters", "err", err)
+		return map[server.Verdict]uint64{}
+	}
+	return c
 }

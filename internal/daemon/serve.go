@@ -28,13 +28,21 @@ type batchConn interface {
 // modified afterwards.
 type Served struct {
 	p atomic.Pointer[server.State]
+	// publish, when set before the first Store, also receives every
+	// stored state (the XDP fast path's copy).
+	publish func(*server.State)
 }
 
 // Load returns the current state.
 func (s *Served) Load() *server.State { return s.p.Load() }
 
 // Store publishes st.
-func (s *Served) Store(st *server.State) { s.p.Store(st) }
+func (s *Served) Store(st *server.State) {
+	s.p.Store(st)
+	if s.publish != nil {
+		s.publish(st)
+	}
+}
 
 // Batch and buffer sizes of a worker. A request larger than reqBufLen is
 // truncated by the kernel and dropped unread.

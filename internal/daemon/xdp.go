@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/meridian-ntp/meridian/internal/config"
+	"github.com/meridian-ntp/meridian/internal/server"
+	"github.com/meridian-ntp/meridian/internal/xdp"
+)
+
+// loadXDP loads the XDP fast path for cfg and makes every stored state
+// reach it. It is attached by attachXDP, once the first state is in.
+func (d *Daemon) loadXDP(cfg *config.Config, acl *server.ACL) error {
+	x := cfg.Server.XDP
+	dests, err := xdpDests(cfg.Server.Listen, x.Interfaces)
+	if err != nil {
+		return err
+	}
+	xc := xdp.Config{Dests: dests, ACL: acl, DenyKoD: cfg.Server.Access.DenyAction == config.KoD}
+	if rl := cfg.Server.RateLimit; rl.Enabled {
+		xc.Limit = &server.LimitConfig{Interval: rl.Interval, Burst: rl.Burst, Leak: limiterLeak(rl.Leak),
+			KoD: rl.Action == config.KoD, TableSize: rl.TableSize, IPv4Prefix: rl.IPv4Prefix, IPv6Prefix: rl.IPv6Prefix}
+	}
+	p, err := xdp.Load(xc)
+	if err != nil {
+		return err
+	}
+	d.xdp = p
+	var failed atomic.Bool
+	d.served.publish = func(st *server.State) {
+		// A failed update leaves the program serving the previous state;
+		// it is logged once, not at every renewal.
+		if err := p.Publish(st); err != nil && !failed.Swap(true) {
+			d.log.Error("XDP fast path: cannot update the served state", "err", err)
+		}
+	}
+	return nil
+}
+
+// attachXDP attaches the loaded program to the configured interfaces.
+func (d *Daemon) attachXDP(cfg *config.Config) error {
+	mode := map[config.XDPMode]xdp.Mode{config.XDPAuto: xdp.Auto, config.XDPNative: xdp.Native,
+		config.XDPGeneric: xdp.Generic}[cfg.Server.XDP.Mode]
+	for _, name := range cfg.Server.XDP.Interfaces {
+		if err := d.xdp.Attach(name, mode); err != nil {
+			return err
+		}
+		d.log.Info("XDP fast path attached", "interface", name, "mode", cfg.Server.XDP.Mode)
+	}
+	return nil
+}
+
+// xdpDests returns the addresses the program answers on: the specific
+// listen addresses, and for a wildcard one the addresses of its family that
+// the interfaces have now.
+func xdpDests(listen []netip.AddrPort, interfaces []string) ([]netip.AddrPort, error) {
+	var local []netip.Addr
+	for _, name := range interfaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("XDP on %s: %w", name, err)
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("XDP on %s: %w", name, err)
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok {
+					local = append(local, ip.Unmap())
+				}
+			}
+		}
+	}
+	var dests []netip.AddrPort
+	for _, ap := range listen {
+		if !ap.Addr().IsUnspecified() {
+			dests = append(dests, ap)
+			continue
+		}
+		for _, a := range local {
+			if a.Is4() == ap.Addr().Is4() {
+				dests = append(dests, netip.AddrPortFrom(a, ap.Port()))
+			}
+		}
+	}
+	return dests, nil
+}
+
+// limiterLeak converts the configured leak (0: never) to the limiter's
+// (negative: never).
+func limiterLeak(leak int) int {
+	if leak == 0 {
+		return -1
+	}
+	return leak
+}
