@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/bench"
@@ -79,6 +81,12 @@ turns it off. The report goes to standard output, as text or, with
 --server-pid, the server's CPU time (user plus system, all threads, from
 /proc/PID/stat, 10 ms resolution) over the measured window is reported,
 in total, as a share of one CPU, and per reply received in the window.
+With --server-cpus, the busy time of those CPUs (user, system, irq and
+softirq time from /proc/stat; idle, iowait and steal excluded) is
+reported the same way: with the server confined to them and the kernel's
+receive processing steered there too, it is the server's whole cost,
+including the work the kernel does for it, or instead of it (an XDP
+program). Anything else that runs on those CPUs counts too.
 The generator's own CPU time is always reported the same way, per
 request sent in the window: if it nears the number of workers times
 100%, the generator is the bottleneck.
@@ -95,6 +103,7 @@ type benchFlags struct {
 	rate, concurrency, sockets, sourceAddrs, workers, serverPID int
 	duration, warmup, timeout, tick                             time.Duration
 	json, quiet, only4, only6                                   bool
+	serverCPUs                                                  cpuList
 	set                                                         map[string]bool // flags given
 }
 
@@ -126,6 +135,7 @@ func newBenchFlags(e env) (*flag.FlagSet, *benchFlags) {
 	fs.DurationVar(&f.tick, "tick", bench.DefaultTick,
 		fmt.Sprintf("open loop: send what is due every `D`, in bursts (%v to %v)", bench.MinTick, bench.MaxTick))
 	fs.IntVar(&f.serverPID, "server-pid", 0, "report the CPU time of the server's process `PID` over the measured window")
+	fs.Var(&f.serverCPUs, "server-cpus", "report the busy time of the CPUs in `LIST` (like 0 or 0,2-3) over the measured window")
 	fs.BoolVar(&f.json, "json", false, "print the report as one JSON object on standard output")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on standard error")
 	fs.BoolVar(&f.only4, "4", false, "resolve SERVER to IPv4 only")
@@ -182,7 +192,7 @@ func (f *benchFlags) check(servers []string) error {
 // config returns the run's configuration, all but the server.
 func (f *benchFlags) config(e env) bench.Config {
 	cfg := bench.Config{Duration: f.duration, Warmup: f.warmup, Sockets: f.sockets, SourceAddrs: f.sourceAddrs, Workers: f.workers,
-		Timeout: f.timeout, Tick: f.tick, ServerPID: f.serverPID, Rand: e.rand}
+		Timeout: f.timeout, Tick: f.tick, ServerPID: f.serverPID, ServerCPUs: f.serverCPUs, Rand: e.rand}
 	if f.set["rate"] {
 		cfg.Rate = f.rate
 	} else {
@@ -262,4 +272,41 @@ func printBench(r *bench.Report, runErr error, asJSON bool, e env) int {
 		return exitFailure
 	}
 	return code
+}
+
+// cpuList is the value of --server-cpus: CPU numbers and ranges, separated
+// by commas, as taskset -c takes them.
+type cpuList []int
+
+func (l *cpuList) String() string {
+	s := make([]string, len(*l))
+	for i, c := range *l {
+		s[i] = strconv.Itoa(c)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *cpuList) Set(v string) error {
+	var cpus []int
+	seen := map[int]bool{}
+	for _, part := range strings.Split(v, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, errA := strconv.Atoi(lo)
+		b, errB := a, error(nil)
+		if isRange {
+			b, errB = strconv.Atoi(hi)
+		}
+		if errA != nil || errB != nil || a < 0 || b < a || b >= bench.MaxServerCPUs {
+			return fmt.Errorf("%q is not a CPU number or range like 0 or 2-3 (CPUs 0 to %d)", part, bench.MaxServerCPUs-1)
+		}
+		for c := a; c <= b; c++ {
+			if seen[c] {
+				return fmt.Errorf("CPU %d is listed twice", c)
+			}
+			seen[c] = true
+			cpus = append(cpus, c)
+		}
+	}
+	*l = cpus
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,12 @@ func TestBenchCommandLine(t *testing.T) {
 		{[]string{"--timeout", "0s", "x"}, "--timeout must be above 0 and at most 10s"},
 		{[]string{"--timeout", "11s", "x"}, "--timeout must be above 0 and at most 10s"},
 		{[]string{"--server-pid", "-1", "x"}, "--server-pid must be a process ID"},
+		{[]string{"--server-cpus", "", "x"}, "is not a CPU number or range"},
+		{[]string{"--server-cpus", "-1", "x"}, "is not a CPU number or range"},
+		{[]string{"--server-cpus", "3-1", "x"}, "is not a CPU number or range"},
+		{[]string{"--server-cpus", "0,1024", "x"}, "is not a CPU number or range like 0 or 2-3 (CPUs 0 to 1023)"},
+		{[]string{"--server-cpus", "0-2,2", "x"}, "CPU 2 is listed twice"},
+		{[]string{"--server-cpus", "a", "x"}, "is not a CPU number or range"},
 		{[]string{"--rate", "10", "--tick", "9us", "x"}, "--tick must be between 10µs and 1ms"},
 		{[]string{"--rate", "10", "--tick", "2ms", "x"}, "--tick must be between 10µs and 1ms"},
 		{[]string{"--tick", "1ms", "x"}, "--tick applies to an open loop only"},
@@ -212,5 +219,17 @@ func TestBenchFailures(t *testing.T) {
 	code, _, errs = runArgs(t, "bench", "--quiet", "--server-pid", "1073741824", closed)
 	if code != exitFailure || !strings.Contains(errs, "server process") {
 		t.Errorf("no such server process: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestBenchServerCPUs(t *testing.T) {
+	for in, want := range map[string][]int{"0": {0}, "0,2-3": {0, 2, 3}, "5-5,1": {5, 1}, "1023": {1023}} {
+		var l cpuList
+		if err := l.Set(in); err != nil || !slices.Equal(l, want) {
+			t.Errorf("Set(%q) = %v, %v; want %v", in, l, err, want)
+		}
+		if err := l.Set(l.String()); err != nil || !slices.Equal(l, want) {
+			t.Errorf("Set(String()) of %q = %v, %v; want %v", in, l, err, want)
+		}
 	}
 }

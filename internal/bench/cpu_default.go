@@ -10,3 +10,5 @@ const procResolution = 10 * time.Millisecond
 func procCPU(int) (time.Duration, error) { return 0, errUnsupported }
 
 func selfCPU() time.Duration { return 0 }
+
+func cpusBusy([]int) (time.Duration, error) { return 0, errUnsupported }

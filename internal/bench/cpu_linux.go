@@ -61,3 +61,41 @@ func selfCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// cpusBusy returns the time the given CPUs spent busy so far: user, nice,
+// system, irq and softirq time from /proc/stat (idle, iowait and steal
+// excluded), summed over the CPUs. Its resolution is 1/userHZ s per CPU.
+func cpusBusy(cpus []int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPUs(string(b), cpus)
+}
+
+// parseStatCPUs is cpusBusy on the contents of /proc/stat.
+func parseStatCPUs(stat string, cpus []int) (time.Duration, error) {
+	var ticks uint64
+	for _, cpu := range cpus {
+		prefix := "cpu" + strconv.Itoa(cpu) + " "
+		i := strings.Index("\n"+stat, "\n"+prefix)
+		if i < 0 {
+			return 0, fmt.Errorf("/proc/stat: no CPU %d", cpu)
+		}
+		line := stat[i+len(prefix):]
+		line, _, _ = strings.Cut(line, "\n")
+		f := strings.Fields(line)
+		// user nice system idle iowait irq softirq steal ...
+		if len(f) < 7 {
+			return 0, fmt.Errorf("/proc/stat: CPU %d: %d fields", cpu, len(f))
+		}
+		for _, k := range []int{0, 1, 2, 5, 6} {
+			v, err := strconv.ParseUint(f[k], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/stat: CPU %d: %w", cpu, err)
+			}
+			ticks += v
+		}
+	}
+	return time.Duration(ticks) * (time.Second / userHZ), nil
+}

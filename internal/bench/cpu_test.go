@@ -59,3 +59,42 @@ func TestProcCPUCountsAllThreads(t *testing.T) {
 		t.Error("procCPU of a process that cannot exist succeeded")
 	}
 }
+
+func TestParseStatCPUs(t *testing.T) {
+	stat := "cpu  1 2 3 4 5 6 7 8 0 0\n" +
+		"cpu0 100 1 50 900 7 3 20 11 0 0\n" +
+		"cpu1 10 0 5 1000 0 0 2 0 0 0\n" +
+		"cpu10 1000 0 0 0 0 0 0 0 0 0\n" +
+		"intr 1 2 3\n"
+	// CPU 0: user+nice+system+irq+softirq = 100+1+50+3+20 = 174 ticks;
+	// CPU 1: 17 ticks. CPU 10 must not be read for CPU 1.
+	for _, tt := range []struct {
+		cpus []int
+		want time.Duration
+	}{{[]int{0}, 1740 * time.Millisecond}, {[]int{1}, 170 * time.Millisecond}, {[]int{0, 1}, 1910 * time.Millisecond}, {[]int{10}, 10 * time.Second}} {
+		if got, err := parseStatCPUs(stat, tt.cpus); err != nil || got != tt.want {
+			t.Errorf("parseStatCPUs(%v) = %v, %v; want %v", tt.cpus, got, err, tt.want)
+		}
+	}
+	for _, cpus := range [][]int{{2}, {100}} {
+		if _, err := parseStatCPUs(stat, cpus); err == nil {
+			t.Errorf("parseStatCPUs(%v) succeeded", cpus)
+		}
+	}
+	if got, err := parseStatCPUs("cpu0 1 2 3 4 5 6 7\n", []int{0}); err != nil || got != 190*time.Millisecond {
+		t.Errorf("parseStatCPUs of a first line = %v, %v; want 190ms", got, err)
+	}
+	if _, err := parseStatCPUs("cpu0 1 2 3\n", []int{0}); err == nil {
+		t.Error("parseStatCPUs with a short line succeeded")
+	}
+	if _, err := parseStatCPUs("x\ncpu0 1 2 3 4 5 6 x 8\n", []int{0}); err == nil {
+		t.Error("parseStatCPUs with a bad number succeeded")
+	}
+}
+
+func TestCPUsBusy(t *testing.T) {
+	busy, err := cpusBusy([]int{0})
+	if err != nil || busy <= 0 {
+		t.Errorf("cpusBusy([0]) = %v, %v; want some busy time", busy, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -35,6 +36,9 @@ type CPU struct {
 	// Server is the CPU time of the server's process, all threads, if
 	// Config.ServerPID is set. Its resolution is 10 ms.
 	Server time.Duration
+	// CPUs is the busy time of Config.ServerCPUs, if set, summed. Its
+	// resolution is 10 ms per CPU.
+	CPUs time.Duration
 	// Requests and Replies count the requests sent and the replies
 	// matched to a request (valid or rejected) whose send time or kernel
 	// receive time falls in the measured window, whichever window their
@@ -157,6 +161,10 @@ func (r *Report) writeCPU(line func(k, format string, a ...any)) {
 			u.Server.Seconds(), procResolution.Seconds(), r.share(u.Server), perItem(u.Server, u.Replies),
 			r.Config.ServerPID, u.Replies)
 	}
+	if cpus := r.Config.ServerCPUs; len(cpus) > 0 {
+		line("server cpus", "%.2f s ±%.2f busy (%.0f%% of a CPU), %.2f µs per reply (CPUs %s: all that ran there, softirq included)",
+			u.CPUs.Seconds(), procResolution.Seconds()*float64(len(cpus)), r.share(u.CPUs), perItem(u.CPUs, u.Replies), cpuList(cpus))
+	}
 	line("generator cpu", "%.2f s (%.0f%% of a CPU), %.2f µs per request (%d requests)",
 		u.Generator.Seconds(), r.share(u.Generator), perItem(u.Generator, u.Requests), u.Requests)
 }
@@ -243,6 +251,10 @@ type CPUJSON struct {
 	ServerSeconds       *float64 `json:"server_s,omitempty"`
 	ServerPercent       *float64 `json:"server_percent,omitempty"`
 	ServerPerReply      *float64 `json:"server_us_per_reply,omitempty"`
+	ServerCPUs          []int    `json:"server_cpus,omitempty"`
+	CPUsSeconds         *float64 `json:"server_cpus_s,omitempty"`
+	CPUsPercent         *float64 `json:"server_cpus_percent,omitempty"`
+	CPUsPerReply        *float64 `json:"server_cpus_us_per_reply,omitempty"`
 	Replies             uint64   `json:"replies"`
 }
 
@@ -286,7 +298,20 @@ func (r *Report) cpuJSON() *CPUJSON {
 		s, pct, per := u.Server.Seconds(), r.share(u.Server), perItem(u.Server, u.Replies)
 		j.ServerPID, j.ServerSeconds, j.ServerPercent, j.ServerPerReply = r.Config.ServerPID, &s, &pct, &per
 	}
+	if len(r.Config.ServerCPUs) > 0 {
+		s, pct, per := u.CPUs.Seconds(), r.share(u.CPUs), perItem(u.CPUs, u.Replies)
+		j.ServerCPUs, j.CPUsSeconds, j.CPUsPercent, j.CPUsPerReply = r.Config.ServerCPUs, &s, &pct, &per
+	}
 	return j
+}
+
+// cpuList formats CPU numbers as a comma-separated list.
+func cpuList(cpus []int) string {
+	s := make([]string, len(cpus))
+	for i, c := range cpus {
+		s[i] = strconv.Itoa(c)
+	}
+	return strings.Join(s, ",")
 }
 
 // WriteJSON writes r as one indented JSON object.

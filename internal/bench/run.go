@@ -23,11 +23,14 @@ const (
 	// 127.0.0.1 to 127.0.0.254.
 	MaxSourceAddrs = 254
 	MaxWorkers     = 64
-	MaxDuration    = 10 * time.Minute
-	MaxWarmup      = time.Minute
-	MaxTimeout     = 10 * time.Second
-	MinTick        = 10 * time.Microsecond
-	MaxTick        = time.Millisecond
+	// MaxServerCPUs bounds the CPU numbers of ServerCPUs (0 to 1023) and
+	// their count.
+	MaxServerCPUs = 1024
+	MaxDuration   = 10 * time.Minute
+	MaxWarmup     = time.Minute
+	MaxTimeout    = 10 * time.Second
+	MinTick       = 10 * time.Microsecond
+	MaxTick       = time.Millisecond
 	// MaxInFlight bounds Rate × Timeout, the open-loop requests that may
 	// be in flight at once, and with it the memory of the rings (16 bytes
 	// a request, with a quarter to spare).
@@ -77,6 +80,13 @@ type Config struct {
 	// ServerPID, if not 0, is the server's process, whose CPU time over
 	// the measured window is reported.
 	ServerPID int
+	// ServerCPUs, if not empty, are CPUs whose busy time over the
+	// measured window is reported: everything that ran on them, the
+	// kernel's interrupt and softirq work included. With the server
+	// confined to them, and the kernel's receive processing steered to
+	// them (receive packet steering), it is the server's whole cost,
+	// whether it answers in a process or in the kernel.
+	ServerCPUs []int
 	// Rand supplies the per-run key mixed into transmit timestamps; nil
 	// means crypto/rand.Reader.
 	Rand io.Reader
@@ -128,6 +138,15 @@ func (c *Config) check() error {
 		return fmt.Errorf("bench: tick %v out of range [%v, %v]", c.Tick, MinTick, MaxTick)
 	case c.ServerPID < 0:
 		return fmt.Errorf("bench: invalid server PID %d", c.ServerPID)
+	case len(c.ServerCPUs) > MaxServerCPUs:
+		return fmt.Errorf("bench: at most %d server CPUs, not %d", MaxServerCPUs, len(c.ServerCPUs))
+	}
+	seen := map[int]bool{}
+	for _, cpu := range c.ServerCPUs {
+		if cpu < 0 || cpu >= MaxServerCPUs || seen[cpu] {
+			return fmt.Errorf("bench: server CPUs %v: each must be a distinct number in 0..%d", c.ServerCPUs, MaxServerCPUs-1)
+		}
+		seen[cpu] = true
 	}
 	timeout := c.Timeout
 	if timeout == 0 {
@@ -203,6 +222,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.ServerPID != 0 {
 		if _, err := procCPU(cfg.ServerPID); err != nil {
 			return nil, fmt.Errorf("bench: server process: %w", err)
+		}
+	}
+	if len(cfg.ServerCPUs) > 0 {
+		if _, err := cpusBusy(cfg.ServerCPUs); err != nil {
+			return nil, fmt.Errorf("bench: server CPUs: %w", err)
 		}
 	}
 	p := newPlan(&cfg)
@@ -307,6 +331,7 @@ type snapshot struct {
 	ok     bool
 	self   time.Duration // this process's CPU time
 	server time.Duration // the server's CPU time
+	cpus   time.Duration // the server CPUs' busy time
 }
 
 func takeSnapshot(cfg *Config) snapshot {
@@ -315,6 +340,12 @@ func takeSnapshot(cfg *Config) snapshot {
 		var err error
 		if s.server, err = procCPU(cfg.ServerPID); err != nil {
 			s.ok = false // the server has exited
+		}
+	}
+	if len(cfg.ServerCPUs) > 0 {
+		var err error
+		if s.cpus, err = cpusBusy(cfg.ServerCPUs); err != nil {
+			s.ok = false // checked at start: cannot happen
 		}
 	}
 	return s
@@ -433,6 +464,7 @@ func (o *orchestra) report() (*Report, error) {
 		r.CPU = &CPU{
 			Generator: o.after.self - o.before.self,
 			Server:    o.after.server - o.before.server,
+			CPUs:      o.after.cpus - o.before.cpus,
 			Requests:  win.sent,
 			Replies:   win.replies,
 		}
