@@ -31,8 +31,8 @@ type Daemon struct {
 	// xdpMu guards xdpFinal, the fast path's counts when it was closed.
 	xdpMu    sync.Mutex
 	xdpFinal map[server.Verdict]uint64
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // Start opens the configured sockets and starts serving. It returns once
