@@ -81,9 +81,8 @@ turns it off. The report goes to standard output, as text or, with
 --server-pid, the server's CPU time (user plus system, all threads, from
 /proc/PID/stat, 10 ms resolution) over the measured window is reported,
 in total, as a share of one CPU, and per reply received in the window.
-With --server-cpus, the busy time of those CPUs (user, system, irq and
-softirq time from /proc/stat; idle, iowait and steal excluded) is
-reported the same way: with the server confined to them and the kernel's
+With --server-cpus, the busy time of those CPUs (the window less their
+idle, iowait and steal time from /proc/stat) is reported the same way: with the server confined to them and the kernel's
 receive processing steered there too, it is the server's whole cost,
 including the work the kernel does for it, or instead of it (an XDP
 program). Anything else that runs on those CPUs counts too.

@@ -11,4 +11,4 @@ func procCPU(int) (time.Duration, error) { return 0, errUnsupported }
 
 func selfCPU() time.Duration { return 0 }
 
-func cpusBusy([]int) (time.Duration, error) { return 0, errUnsupported }
+func cpusIdle([]int) (time.Duration, error) { return 0, errUnsupported }

@@ -62,19 +62,23 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// cpusBusy returns the time the given CPUs spent busy so far: user, nice,
-// system, irq and softirq time from /proc/stat (idle, iowait and steal
-// excluded), summed over the CPUs. Its resolution is 1/userHZ s per CPU.
-func cpusBusy(cpus []int) (time.Duration, error) {
+// cpusIdle returns the time the given CPUs spent idle so far, summed:
+// idle, iowait and steal time from /proc/stat. The kernel measures idle
+// time exactly when it stops the tick on an idle CPU, while it samples
+// user and system time at ticks, which misses much of a process that
+// wakes and sleeps thousands of times a second; so the busy time of a
+// CPU over a window is the window less this idle time, not the sum of the
+// other fields. Its resolution is 1/userHZ s per CPU.
+func cpusIdle(cpus []int) (time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, err
 	}
-	return parseStatCPUs(string(b), cpus)
+	return parseStatIdle(string(b), cpus)
 }
 
-// parseStatCPUs is cpusBusy on the contents of /proc/stat.
-func parseStatCPUs(stat string, cpus []int) (time.Duration, error) {
+// parseStatIdle is cpusIdle on the contents of /proc/stat.
+func parseStatIdle(stat string, cpus []int) (time.Duration, error) {
 	var ticks uint64
 	for _, cpu := range cpus {
 		prefix := "cpu" + strconv.Itoa(cpu) + " "
@@ -86,10 +90,10 @@ func parseStatCPUs(stat string, cpus []int) (time.Duration, error) {
 		line, _, _ = strings.Cut(line, "\n")
 		f := strings.Fields(line)
 		// user nice system idle iowait irq softirq steal ...
-		if len(f) < 7 {
+		if len(f) < 8 {
 			return 0, fmt.Errorf("/proc/stat: CPU %d: %d fields", cpu, len(f))
 		}
-		for _, k := range []int{0, 1, 2, 5, 6} {
+		for _, k := range []int{3, 4, 7} {
 			v, err := strconv.ParseUint(f[k], 10, 64)
 			if err != nil {
 				return 0, fmt.Errorf("/proc/stat: CPU %d: %w", cpu, err)

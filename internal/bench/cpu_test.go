@@ -1,9 +1,13 @@
 package bench
 
 import (
+	"context"
 	"os"
+	"runtime"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -60,41 +64,80 @@ func TestProcCPUCountsAllThreads(t *testing.T) {
 	}
 }
 
-func TestParseStatCPUs(t *testing.T) {
+func TestParseStatIdle(t *testing.T) {
 	stat := "cpu  1 2 3 4 5 6 7 8 0 0\n" +
 		"cpu0 100 1 50 900 7 3 20 11 0 0\n" +
 		"cpu1 10 0 5 1000 0 0 2 0 0 0\n" +
-		"cpu10 1000 0 0 0 0 0 0 0 0 0\n" +
+		"cpu10 0 0 0 1 2 0 0 3 0 0\n" +
 		"intr 1 2 3\n"
-	// CPU 0: user+nice+system+irq+softirq = 100+1+50+3+20 = 174 ticks;
-	// CPU 1: 17 ticks. CPU 10 must not be read for CPU 1.
+	// CPU 0: idle+iowait+steal = 900+7+11 = 918 ticks; CPU 1: 1000 ticks.
+	// CPU 10 must not be read for CPU 1.
 	for _, tt := range []struct {
 		cpus []int
 		want time.Duration
-	}{{[]int{0}, 1740 * time.Millisecond}, {[]int{1}, 170 * time.Millisecond}, {[]int{0, 1}, 1910 * time.Millisecond}, {[]int{10}, 10 * time.Second}} {
-		if got, err := parseStatCPUs(stat, tt.cpus); err != nil || got != tt.want {
-			t.Errorf("parseStatCPUs(%v) = %v, %v; want %v", tt.cpus, got, err, tt.want)
+	}{{[]int{0}, 9180 * time.Millisecond}, {[]int{1}, 10 * time.Second}, {[]int{0, 1}, 19180 * time.Millisecond}, {[]int{10}, 60 * time.Millisecond}} {
+		if got, err := parseStatIdle(stat, tt.cpus); err != nil || got != tt.want {
+			t.Errorf("parseStatIdle(%v) = %v, %v; want %v", tt.cpus, got, err, tt.want)
 		}
 	}
 	for _, cpus := range [][]int{{2}, {100}} {
-		if _, err := parseStatCPUs(stat, cpus); err == nil {
-			t.Errorf("parseStatCPUs(%v) succeeded", cpus)
+		if _, err := parseStatIdle(stat, cpus); err == nil {
+			t.Errorf("parseStatIdle(%v) succeeded", cpus)
 		}
 	}
-	if got, err := parseStatCPUs("cpu0 1 2 3 4 5 6 7\n", []int{0}); err != nil || got != 190*time.Millisecond {
-		t.Errorf("parseStatCPUs of a first line = %v, %v; want 190ms", got, err)
+	if got, err := parseStatIdle("cpu0 1 2 3 4 5 6 7 8\n", []int{0}); err != nil || got != 170*time.Millisecond {
+		t.Errorf("parseStatIdle of a first line = %v, %v; want 170ms", got, err)
 	}
-	if _, err := parseStatCPUs("cpu0 1 2 3\n", []int{0}); err == nil {
-		t.Error("parseStatCPUs with a short line succeeded")
+	if _, err := parseStatIdle("cpu0 1 2 3 4 5 6 7\n", []int{0}); err == nil {
+		t.Error("parseStatIdle with a short line succeeded")
 	}
-	if _, err := parseStatCPUs("x\ncpu0 1 2 3 4 5 6 x 8\n", []int{0}); err == nil {
-		t.Error("parseStatCPUs with a bad number succeeded")
+	if _, err := parseStatIdle("x\ncpu0 1 2 3 x 5 6 7 8\n", []int{0}); err == nil {
+		t.Error("parseStatIdle with a bad number succeeded")
 	}
 }
 
-func TestCPUsBusy(t *testing.T) {
-	busy, err := cpusBusy([]int{0})
-	if err != nil || busy <= 0 {
-		t.Errorf("cpusBusy([0]) = %v, %v; want some busy time", busy, err)
+// TestServerCPUsBusy keeps CPU 0 busy in this process and checks that
+// the run reports it busy.
+func TestServerCPUsBusy(t *testing.T) {
+	if _, err := cpusIdle([]int{0}); err != nil {
+		t.Fatal(err)
+	}
+	var set unix.CPUSet
+	set.Set(0)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	// The goroutine exits when stop is closed.
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			t.Error(err)
+			return
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	s := startServer(t, nil, 0)
+	r, err := Run(context.Background(), Config{Server: s.Addr, Concurrency: 1, Duration: 500 * time.Millisecond,
+		Timeout: time.Second, ServerCPUs: []int{0}})
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stolen time (a shared virtual machine) is not busy time; half the
+	// window is a bound that only a broken measurement misses.
+	if r.CPU == nil || r.CPU.CPUs < r.Duration/2 || r.CPU.CPUs > r.Duration+2*procResolution {
+		t.Errorf("CPU 0 busy %+v over a %v window in which a thread spun on it; want about the window", r.CPU, r.Duration)
+	}
+	j := r.ToJSON()
+	if j.CPU == nil || len(j.CPU.ServerCPUs) != 1 || j.CPU.CPUsSeconds == nil || *j.CPU.CPUsSeconds != r.CPU.CPUs.Seconds() || j.CPU.CPUsPerReply == nil {
+		t.Errorf("JSON CPU %+v; want server_cpus [0] and its busy time", j.CPU)
 	}
 }

@@ -81,8 +81,10 @@ type Config struct {
 	// the measured window is reported.
 	ServerPID int
 	// ServerCPUs, if not empty, are CPUs whose busy time over the
-	// measured window is reported: everything that ran on them, the
-	// kernel's interrupt and softirq work included. With the server
+	// measured window is reported: the window less their idle, iowait
+	// and steal time, so everything that ran on them, the kernel's
+	// interrupt and softirq work and its entries to and exits from idle
+	// included. With the server
 	// confined to them, and the kernel's receive processing steered to
 	// them (receive packet steering), it is the server's whole cost,
 	// whether it answers in a process or in the kernel.
@@ -225,7 +227,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if len(cfg.ServerCPUs) > 0 {
-		if _, err := cpusBusy(cfg.ServerCPUs); err != nil {
+		if _, err := cpusIdle(cfg.ServerCPUs); err != nil {
 			return nil, fmt.Errorf("bench: server CPUs: %w", err)
 		}
 	}
@@ -331,11 +333,12 @@ type snapshot struct {
 	ok     bool
 	self   time.Duration // this process's CPU time
 	server time.Duration // the server's CPU time
-	cpus   time.Duration // the server CPUs' busy time
+	cpuIdle time.Duration // the server CPUs' idle time
+	at      time.Time     // when the snapshot was taken
 }
 
 func takeSnapshot(cfg *Config) snapshot {
-	s := snapshot{ok: true, self: selfCPU()}
+	s := snapshot{ok: true, self: selfCPU(), at: time.Now()}
 	if cfg.ServerPID != 0 {
 		var err error
 		if s.server, err = procCPU(cfg.ServerPID); err != nil {
@@ -344,7 +347,7 @@ func takeSnapshot(cfg *Config) snapshot {
 	}
 	if len(cfg.ServerCPUs) > 0 {
 		var err error
-		if s.cpus, err = cpusBusy(cfg.ServerCPUs); err != nil {
+		if s.cpuIdle, err = cpusIdle(cfg.ServerCPUs); err != nil {
 			s.ok = false // checked at start: cannot happen
 		}
 	}
@@ -464,7 +467,8 @@ func (o *orchestra) report() (*Report, error) {
 		r.CPU = &CPU{
 			Generator: o.after.self - o.before.self,
 			Server:    o.after.server - o.before.server,
-			CPUs:      o.after.cpus - o.before.cpus,
+			CPUs: max(0, time.Duration(len(o.cfg.ServerCPUs))*o.after.at.Sub(o.before.at)-
+				(o.after.cpuIdle-o.before.cpuIdle)),
 			Requests:  win.sent,
 			Replies:   win.replies,
 		}
