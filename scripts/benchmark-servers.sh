@@ -8,7 +8,21 @@
 #   m1      Meridian, workers = 1, pinned to SERVER_CPU
 #   mall    Meridian, workers = 0 (one per CPU), not pinned
 #   chronyd Debian's chronyd 4 (-x: never touches the clock), pinned to SERVER_CPU
+#   mx      Meridian, workers = 1, with the XDP fast path (generic mode) on
+#           the loopback interface, pinned to SERVER_CPU
 # The generator runs with one worker, pinned to GEN_CPU.
+#
+# As root, everything runs in a network namespace of the script's own,
+# whose loopback interface steers the kernel's receive processing to
+# SERVER_CPU (receive packet steering): the receive path of every request
+# and reply, and the XDP program, run there. Each run then reports two
+# costs per reply: the server's process CPU time (--server-pid), and the
+# busy time of SERVER_CPU (--server-cpus), which is the server's process,
+# the kernel's work for it (or the XDP program instead of it), and the
+# receive path of the replies to the generator, which every server pays
+# alike. The second is the one that compares a server that answers in
+# the kernel with one that answers in a process. Without root there is no
+# namespace, no steering, no chronyd (WITH_CHRONYD=0) and no mx.
 #
 # Measurements, each repeated REPS times with the servers interleaved
 # (m1 mall chronyd m1 mall ...):
@@ -58,7 +72,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 WITH_CHRONYD=${WITH_CHRONYD:-1}
 GEN_CPUS=$GEN_CPU GEN_WORKERS=1
-PORT_M1=11231 PORT_MALL=11232 PORT_CHRONYD=11233
+PORT_M1=11231 PORT_MALL=11232 PORT_CHRONYD=11233 PORT_MX=11234
 
 die() { echo "benchmark-servers: $*" >&2; exit 1; }
 
@@ -82,13 +96,20 @@ def med: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
 def r(n): if . == null then "–" else (. * pow(10; n) | round) / pow(10; n) | tostring end;
 def ms(f; n): [ .[] | f ] as $v | "\($v | med | r(n)) (\($v | min | r(n))–\($v | max | r(n)))";
 def k: if . == null then "–" else "\(. / 1000 | r(1))k" end;
-def fixed($e):
+def fixedby($e; f):
   . as $all | ($servers | split(" ")) as $srvs |
   "| rate/s | " + ($srvs | join(" | ")) + " |",
   "|---" * ($srvs | length + 1) + "|",
   ( [ $all[] | select(.exp == $e) | .rate ] | unique | sort[] as $rate
     | "| \($rate) | " + ([ $srvs[] as $s | [ $all[] | select(.exp == $e and .srv == $s and .rate == $rate) ]
-        | if length == 0 then "–" else "\(ms(.cpu.server_us_per_reply; 2)) [\([ .[] | .loss_percent ] | med | r(3))%]" end ] | join(" | ")) + " |" ),
+        | if length == 0 or ([ .[] | f ] | any(. == null)) then "–" else "\(ms(f; 2)) [\([ .[] | .loss_percent ] | med | r(3))%]" end ] | join(" | ")) + " |" );
+def fixed($e):
+  . as $all | ($servers | split(" ")) as $srvs |
+  fixedby($e; .cpu.server_us_per_reply),
+  "",
+  "Busy time of the server CPU per million replies (s: the server, with the receive path of requests and replies and any XDP program; see the top of the script): median (min–max); median loss in brackets",
+  "",
+  fixedby($e; .cpu.server_cpus_us_per_reply),
   "",
   "Generator CPU (% of one CPU) at those rates: median",
   "",
@@ -105,14 +126,14 @@ def sweep($e):
         | if length == 0 then "–" else "\([ .[] | .loss_percent ] | med | r(3)) (\(length))\(if any(.[]; .skipped > 0 or .send_errors > 0) then "*" else "" end)" end ] | join(" | ")) + " |" );
 def peak($e):
   . as $all | ($servers | split(" ")) as $srvs |
-  "| server | sustained peak/s | s per million there | server CPU % | generator CPU % | highest passing per repetition | sustained, counting server loss only | sweep runs that skipped requests |",
-  "|---|---|---|---|---|---|---|---|",
+  "| server | sustained peak/s | s per million there | server CPU busy, s per million | server CPU % | generator CPU % | highest passing per repetition | sustained, counting server loss only | sweep runs that skipped requests |",
+  "|---|---|---|---|---|---|---|---|---|",
   ( $srvs[] as $s
     | [ $all[] | select(.exp == $e and .srv == $s) ] as $runs
     | ($runs | group_by(.rep) | map([ .[] | select(pass) | .rate ] | max // 0)) as $peaks
     | ($runs | sustained) as $p
     | [ $runs[] | select(.rate == $p and pass) ] as $at
-    | "| \($s) | \($p | k) | \($at | ms(.cpu.server_us_per_reply; 2)) | \([ $at[] | .cpu.server_percent ] | med | r(0)) | \([ $at[] | .cpu.generator_percent ] | med | r(0)) | \($peaks | map(k) | join(", ")) | \($runs | sustained_by(spass) | k) | \([ $runs[] | select(.skipped > 0) ] | length) of \($runs | length) |" );
+    | "| \($s) | \($p | k) | \($at | ms(.cpu.server_us_per_reply; 2)) | \(if ($at | length) == 0 or ([ $at[] | .cpu.server_cpus_us_per_reply ] | any(. == null)) then "–" else ($at | ms(.cpu.server_cpus_us_per_reply; 2)) end) | \([ $at[] | .cpu.server_percent ] | med | r(0)) | \([ $at[] | .cpu.generator_percent ] | med | r(0)) | \($peaks | map(k) | join(", ")) | \($runs | sustained_by(spass) | k) | \([ $runs[] | select(.skipped > 0) ] | length) of \($runs | length) |" );
 . as $all | ($servers | split(" ")) as $srvs
 | "Server CPU time per million replies (s), open loop, tick \($tick), one source address: median (min–max) of \($reps) runs; median loss in brackets",
   "",
@@ -161,6 +182,17 @@ if [[ -n ${TABLES_FROM:-} ]]; then
 	exit 0
 fi
 
+NETNS=""
+if [[ $(id -u) == 0 ]]; then
+	NETNS=meridian-bench-$$
+fi
+NS=()
+WITH_XDP=0
+if [[ -n $NETNS ]]; then
+	NS=(ip netns exec "$NETNS")
+	WITH_XDP=1
+fi
+
 for tool in go jq taskset; do
 	command -v "$tool" >/dev/null || die "$tool is needed"
 done
@@ -192,12 +224,24 @@ cleanup() {
 		wait "$p" 2>/dev/null || true
 	done
 	rm -rf "$TMP"
+	if [[ -n $NETNS ]]; then
+		ip netns del "$NETNS" 2>/dev/null || true
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "building meridian" >&2
 go build -o "$BIN" ./cmd/meridian
+
+if [[ -n $NETNS ]]; then
+	# A namespace of its own: its loopback interface is the benchmark's
+	# alone, and steering its receive processing changes nothing else.
+	ip netns add "$NETNS"
+	"${NS[@]}" ip link set lo up
+	"${NS[@]}" sh -c "printf '%x' $((1 << SERVER_CPU)) >/sys/class/net/lo/queues/rx-0/rps_cpus"
+	echo "network namespace $NETNS, receive processing of lo steered to CPU $SERVER_CPU" >&2
+fi
 
 mkdir -p "$TMP/run"
 meridian_config() { # workers port
@@ -216,6 +260,10 @@ meridian_config() { # workers port
 }
 meridian_config 1 $PORT_M1 >"$TMP/run/m1.toml"
 meridian_config 0 $PORT_MALL >"$TMP/run/mall.toml"
+{
+	meridian_config 1 $PORT_MX
+	printf '\n[server.xdp]\ninterfaces = ["lo"]\nmode = "generic"\n'
+} >"$TMP/run/mx.toml"
 cat >"$TMP/run/chrony.conf" <<EOF
 local stratum 10
 port $PORT_CHRONYD
@@ -230,7 +278,7 @@ EOF
 wait_ready() {
 	local i
 	for i in $(seq 1 20); do
-		if "$BIN" query --timeout 500ms "127.0.0.1:$1" >/dev/null 2>&1; then
+		if "${NS[@]}" "$BIN" query --timeout 500ms "127.0.0.1:$1" >/dev/null 2>&1; then
 			return 0
 		fi
 		sleep 0.5
@@ -238,20 +286,27 @@ wait_ready() {
 	die "no answer on 127.0.0.1:$1; see $TMP/run/*.log"
 }
 
+# ip netns exec, taskset and setpriv exec what they run, so $! is the
+# server's own PID.
 SERVERS=(m1 mall)
-taskset -c "$SERVER_CPU" "$BIN" daemon --config "$TMP/run/m1.toml" 2>"$TMP/run/m1.log" &
+"${NS[@]}" taskset -c "$SERVER_CPU" "$BIN" daemon --config "$TMP/run/m1.toml" 2>"$TMP/run/m1.log" &
 PID[m1]=$! PORT[m1]=$PORT_M1
 PIDS+=("$!")
-"$BIN" daemon --config "$TMP/run/mall.toml" 2>"$TMP/run/mall.log" &
+"${NS[@]}" "$BIN" daemon --config "$TMP/run/mall.toml" 2>"$TMP/run/mall.log" &
 PID[mall]=$! PORT[mall]=$PORT_MALL
 PIDS+=("$!")
 if [[ $WITH_CHRONYD == 1 ]]; then
-	# setpriv execs chronyd, so $! is chronyd's own PID.
-	taskset -c "$SERVER_CPU" setpriv --bounding-set=-sys_time --inh-caps=-sys_time \
+	"${NS[@]}" taskset -c "$SERVER_CPU" setpriv --bounding-set=-sys_time --inh-caps=-sys_time \
 		chronyd -x -d -u root -f "$TMP/run/chrony.conf" 2>"$TMP/run/chronyd.log" &
 	PID[chronyd]=$! PORT[chronyd]=$PORT_CHRONYD
 	PIDS+=("$!")
 	SERVERS+=(chronyd)
+fi
+if [[ $WITH_XDP == 1 ]]; then
+	"${NS[@]}" taskset -c "$SERVER_CPU" "$BIN" daemon --config "$TMP/run/mx.toml" 2>"$TMP/run/mx.log" &
+	PID[mx]=$! PORT[mx]=$PORT_MX
+	PIDS+=("$!")
+	SERVERS+=(mx)
 fi
 for s in "${SERVERS[@]}"; do
 	wait_ready "${PORT[$s]}"
@@ -284,8 +339,14 @@ psi() { awk '/^some/ { sub("avg10=", "", $2); print $2 }' /proc/pressure/cpu 2>/
 run() {
 	local exp=$1 srv=$2 rep=$3 out
 	shift 3
-	out=$(timeout 120 taskset -c "$GEN_CPUS" "$BIN" bench --quiet --json --workers "$GEN_WORKERS" \
-		--duration "$DURATION" --warmup "$WARMUP" --server-pid "${PID[$srv]}" "$@" \
+	local cpus=()
+	# The busy time of the server CPU means something for the servers
+	# confined to it, while they are.
+	if [[ -n $NETNS && $srv != mall && $exp != shared ]]; then
+		cpus=(--server-cpus "$SERVER_CPU")
+	fi
+	out=$(timeout 120 "${NS[@]}" taskset -c "$GEN_CPUS" "$BIN" bench --quiet --json --workers "$GEN_WORKERS" \
+		--duration "$DURATION" --warmup "$WARMUP" --server-pid "${PID[$srv]}" "${cpus[@]}" "$@" \
 		"127.0.0.1:${PORT[$srv]}") || true
 	if [[ -z $out ]]; then
 		echo "bench against $srv failed: $*" >&2
@@ -293,7 +354,7 @@ run() {
 	fi
 	jq -c --arg exp "$exp" --arg srv "$srv" --argjson rep "$rep" --arg psi "$(psi)" \
 		'. + {exp: $exp, srv: $srv, rep: $rep, psi_avg10: ($psi | tonumber? // null)}' <<<"$out" >>"$RESULTS"
-	jq -r '"\(.exp) \(.srv) rep \(.rep) \(if .mode == "open" then "rate \(.rate)" else "concurrency \(.concurrency)" end): \(.answered_per_s | floor)/s loss \(.loss_percent)% server \(.cpu.server_us_per_reply // "?") µs/reply gen \(.cpu.generator_percent // 0 | floor)% skipped \(.skipped)"' \
+	jq -r '"\(.exp) \(.srv) rep \(.rep) \(if .mode == "open" then "rate \(.rate)" else "concurrency \(.concurrency)" end): \(.answered_per_s | floor)/s loss \(.loss_percent)% server \(.cpu.server_us_per_reply // "?") µs/reply, its CPU busy \(.cpu.server_cpus_us_per_reply // "–") µs/reply gen \(.cpu.generator_percent // 0 | floor)% skipped \(.skipped)"' \
 		<<<"$(tail -1 "$RESULTS")" >&2
 }
 
@@ -409,7 +470,7 @@ done
 echo "CPU pressure after the runs: $(head -1 /proc/pressure/cpu 2>/dev/null)" >&2
 
 echo
-echo "meridian bench, one worker on CPU $GEN_CPU (except shared runs); m1 and chronyd on CPU $SERVER_CPU; mall on every CPU; $DURATION after $WARMUP warmup"
+echo "meridian bench, one worker on CPU $GEN_CPU (except shared runs); m1, chronyd and mx on CPU $SERVER_CPU; mall on every CPU; $DURATION after $WARMUP warmup${NETNS:+; in a network namespace, receive processing steered to CPU $SERVER_CPU}"
 echo
 print_tables "$RESULTS"
 echo
