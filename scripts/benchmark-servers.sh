@@ -133,7 +133,7 @@ def peak($e):
     | ($runs | group_by(.rep) | map([ .[] | select(pass) | .rate ] | max // 0)) as $peaks
     | ($runs | sustained) as $p
     | [ $runs[] | select(.rate == $p and pass) ] as $at
-    | "| \($s) | \($p | k) | \($at | ms(.cpu.server_us_per_reply; 2)) | \(if ($at | length) == 0 or ([ $at[] | .cpu.server_cpus_us_per_reply ] | any(. == null)) then "–" else ($at | ms(.cpu.server_cpus_us_per_reply; 2)) end) | \([ $at[] | .cpu.server_percent ] | med | r(0)) | \([ $at[] | .cpu.generator_percent ] | med | r(0)) | \($peaks | map(k) | join(", ")) | \($runs | sustained_by(spass) | k) | \([ $runs[] | select(.skipped > 0) ] | length) of \($runs | length) |" );
+    | "| \($s) | \(if $p == 0 then "below \([ $runs[] | .rate ] | min | k)" else ($p | k) end) | \($at | ms(.cpu.server_us_per_reply; 2)) | \(if ($at | length) == 0 or ([ $at[] | .cpu.server_cpus_us_per_reply ] | any(. == null)) then "–" else ($at | ms(.cpu.server_cpus_us_per_reply; 2)) end) | \([ $at[] | .cpu.server_percent ] | med | r(0)) | \([ $at[] | .cpu.generator_percent ] | med | r(0)) | \($peaks | map(k) | join(", ")) | \($runs | sustained_by(spass) | k) | \([ $runs[] | select(.skipped > 0) ] | length) of \($runs | length) |" );
 . as $all | ($servers | split(" ")) as $srvs
 | "Server CPU time per million replies (s), open loop, tick \($tick), one source address: median (min–max) of \($reps) runs; median loss in brackets",
   "",
@@ -159,14 +159,14 @@ def peak($e):
   "",
   peak("ssweep"),
   "",
-  "Closed loop: answered/s median (min–max); median loss %, server CPU % and s per million, generator CPU % (as above: the placement of the open-loop runs; nothing pinned: every server and the generator, with one worker per CPU, free on every CPU)",
+  "Closed loop: answered/s median (min–max); median loss %, server CPU % and s per million, server CPU busy s per million, generator CPU % (as above: the placement of the open-loop runs; nothing pinned: every server and the generator, with one worker per CPU, free on every CPU)",
   "",
-  "| server | placement | concurrency | answered/s | loss % | server CPU % | s per million | generator CPU % |",
-  "|---|---|---|---|---|---|---|---|",
+  "| server | placement | concurrency | answered/s | loss % | server CPU % | s per million | server CPU busy, s per million | generator CPU % |",
+  "|---|---|---|---|---|---|---|---|---|",
   ( ("closed", "shared") as $e | [ $all[] | select(.exp == $e) | .concurrency ] | unique | sort[] as $c | $srvs[] as $s
     | [ $all[] | select(.exp == $e and .srv == $s and .concurrency == $c) ] as $runs
     | select($runs | length > 0)
-    | "| \($s) | \(if $e == "closed" then "as above" else "nothing pinned" end) | \($c) | \($runs | ms(.answered_per_s / 1000; 1))k | \([ $runs[] | .loss_percent ] | med | r(3)) | \([ $runs[] | .cpu.server_percent ] | med | r(0)) | \([ $runs[] | .cpu.server_us_per_reply ] | med | r(2)) | \([ $runs[] | .cpu.generator_percent ] | med | r(0)) |" ),
+    | "| \($s) | \(if $e == "closed" then "as above" else "nothing pinned" end) | \($c) | \($runs | ms(.answered_per_s / 1000; 1))k | \([ $runs[] | .loss_percent ] | med | r(3)) | \([ $runs[] | .cpu.server_percent ] | med | r(0)) | \([ $runs[] | .cpu.server_us_per_reply ] | med | r(2)) | \([ $runs[] | .cpu.server_cpus_us_per_reply | select(. != null) ] | med | r(2)) | \([ $runs[] | .cpu.generator_percent ] | med | r(0)) |" ),
   "",
   "CPU pressure (some avg10) seen before the runs: median \([ $all[] | .psi_avg10 | select(. != null) ] | med | r(2)), max \([ $all[] | .psi_avg10 | select(. != null) ] | max | r(2))"
 '
