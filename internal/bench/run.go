@@ -330,9 +330,9 @@ func newWorkers(p *plan, cfg *Config, key uint64) ([]*worker, error) {
 
 // snapshot is the CPU time used up to one edge of the measured window.
 type snapshot struct {
-	ok     bool
-	self   time.Duration // this process's CPU time
-	server time.Duration // the server's CPU time
+	ok      bool
+	self    time.Duration // this process's CPU time
+	server  time.Duration // the server's CPU time
 	cpuIdle time.Duration // the server CPUs' idle time
 	at      time.Time     // when the snapshot was taken
 }
@@ -469,8 +469,8 @@ func (o *orchestra) report() (*Report, error) {
 			Server:    o.after.server - o.before.server,
 			CPUs: max(0, time.Duration(len(o.cfg.ServerCPUs))*o.after.at.Sub(o.before.at)-
 				(o.after.cpuIdle-o.before.cpuIdle)),
-			Requests:  win.sent,
-			Replies:   win.replies,
+			Requests: win.sent,
+			Replies:  win.replies,
 		}
 	}
 	return r, err
