@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,9 +105,9 @@ func TestServerCPUsBusy(t *testing.T) {
 	}
 	var set unix.CPUSet
 	set.Set(0)
-	stop := make(chan struct{})
+	var stop atomic.Bool
 	done := make(chan struct{})
-	// The goroutine exits when stop is closed.
+	// The goroutine spins on CPU 0 until stop is set.
 	go func() {
 		defer close(done)
 		runtime.LockOSThread()
@@ -115,18 +116,13 @@ func TestServerCPUsBusy(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		for !stop.Load() {
 		}
 	}()
 	s := startServer(t, nil, 0)
 	r, err := Run(context.Background(), Config{Server: s.Addr, Concurrency: 1, Duration: 500 * time.Millisecond,
 		Timeout: time.Second, ServerCPUs: []int{0}})
-	close(stop)
+	stop.Store(true)
 	<-done
 	if err != nil {
 		t.Fatal(err)
