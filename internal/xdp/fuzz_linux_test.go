@@ -1,11 +1,6 @@
 package xdp
 
-import (
-	"net/netip"
-	"testing"
-
-	"github.com/meridian-ntp/meridian/internal/server"
-)
+import "testing"
 
 // FuzzProgram runs arbitrary frames through the program: each must be
 // passed on unchanged or answered exactly as package server answers it,
@@ -19,11 +14,7 @@ func FuzzProgram(f *testing.F) {
 	} {
 		f.Add(fr.build())
 	}
-	c := Config{}
-	st := synced()
-	p := load(f, c, st)
-	c.Dests = []netip.AddrPort{serve4, serve6}
-	resp := server.NewResponder(server.Config{})
+	p, c, resp, st := plain(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) < ethLen {
 			return // the kernel refuses to run XDP programs on less

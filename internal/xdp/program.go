@@ -247,13 +247,9 @@ func copyWords(slot int16, off int16, n int) asm.Instructions {
 // the NTP header (mode 3, version 1 to 4), saves what the response needs
 // from it and loads the state into R8.
 func checkNTP(m mapFDs) asm.Instructions {
-	return asm.Instructions{
-		asm.LoadMapPtr(asm.R1, m.dests).WithSymbol("dest"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stDest),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "pass"),
-
+	p := lookup(m.dests, stDest, "pass")
+	p[0] = p[0].WithSymbol("dest")
+	p = append(p, asm.Instructions{
 		asm.LoadMem(asm.R5, asm.R7, 0, asm.Byte),
 		asm.Mov.Reg(asm.R4, asm.R5),
 		asm.And.Imm(asm.R4, 7),
@@ -278,25 +274,32 @@ func checkNTP(m mapFDs) asm.Instructions {
 
 		// The state is double-buffered: ctl[0] names the slot to read.
 		storeImm(asm.RFP, stIdx, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, m.ctl),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stIdx),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "pass"),
+	}...)
+	p = append(p, lookup(m.ctl, stIdx, "pass")...)
+	p = append(p,
 		asm.LoadMem(asm.R5, asm.R0, 0, asm.Word),
 		asm.And.Imm(asm.R5, 1),
-		asm.StoreMem(asm.RFP, stIdx, asm.R5, asm.Word),
-		asm.LoadMapPtr(asm.R1, m.state),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stIdx),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.StoreMem(asm.RFP, stIdx, asm.R5, asm.Word))
+	p = append(p, lookup(m.state, stIdx, "pass")...)
+	return append(p,
 		asm.Mov.Reg(asm.R8, asm.R0),
 		asm.LoadMem(asm.R5, asm.R8, offFlags, asm.Word),
 		asm.JSet.Imm(asm.R5, flagEnabled, "enabled"),
 		asm.Ja.Label("pass"),
 		storeImm(asm.RFP, stDenied, 0, asm.DWord).WithSymbol("enabled"),
 		storeImm(asm.RFP, stLimit, limPass, asm.DWord),
+	)
+}
+
+// lookup emits R0 = bpf_map_lookup_elem(map fd, FP+slot), jumping to miss
+// when the key is absent.
+func lookup(fd int, slot int16, miss string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMapPtr(asm.R1, fd),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, int32(slot)),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, miss),
 	}
 }
 
@@ -692,12 +695,9 @@ func verdicts(m mapFDs) asm.Instructions {
 	p = append(p, count("drop-limited", server.DropLimited, xdpDrop)...)
 	p = append(p,
 		asm.LoadMem(asm.R5, asm.RFP, stVerdict, asm.DWord).WithSymbol("count-stack"),
-		asm.StoreMem(asm.RFP, stIdx, asm.R5, asm.Word),
-		asm.LoadMapPtr(asm.R1, m.stats),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stIdx),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.StoreMem(asm.RFP, stIdx, asm.R5, asm.Word))
+	p = append(p, lookup(m.stats, stIdx, "out")...)
+	p = append(p,
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),

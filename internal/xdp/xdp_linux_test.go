@@ -107,12 +107,19 @@ func check(t *testing.T, p *Program, c Config, resp *server.Responder, st *serve
 	return true
 }
 
-func TestAnswersLikeServer(t *testing.T) {
+// plain loads the program serving serve4 and serve6 from synced(), with
+// no access list and no rate limiter, and returns it with its
+// configuration and a Responder that answers the same way.
+func plain(t testing.TB) (*Program, Config, *server.Responder, *server.State) {
 	c := Config{}
 	st := synced()
 	p := load(t, c, st)
 	c.Dests = []netip.AddrPort{serve4, serve6}
-	resp := server.NewResponder(server.Config{})
+	return p, c, server.NewResponder(server.Config{}), st
+}
+
+func TestAnswersLikeServer(t *testing.T) {
+	p, c, resp, st := plain(t)
 	var frames []frame
 	for _, pair := range [][2]netip.AddrPort{{client4, serve4}, {client6, serve6}} {
 		for version := uint8(0); version < 8; version++ {
@@ -168,11 +175,7 @@ func TestAnswersLikeServer(t *testing.T) {
 // every variant the model does not accept must be passed on unchanged,
 // every one it accepts answered as package server would.
 func TestPassesMalformedFrames(t *testing.T) {
-	c := Config{}
-	st := synced()
-	p := load(t, c, st)
-	c.Dests = []netip.AddrPort{serve4, serve6}
-	resp := server.NewResponder(server.Config{})
+	p, c, resp, st := plain(t)
 	for _, f := range []frame{{src: client4, dst: serve4}, {src: client6, dst: serve6}} {
 		f.payload = request(4, 3, 6)
 		in := f.build()
