@@ -1,0 +1,92 @@
+package discipline
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/meridian-ntp/meridian/internal/mono"
+)
+
+// TestKalmanLearnsDrift feeds exact measurements of an offset drifting at
+// 10 ppm: the filter must find the drift, and must not mistake the
+// corrections it is told about for drift.
+func TestKalmanLearnsDrift(t *testing.T) {
+	for _, corrRate := range []float64{0, 3e-6} {
+		k := kalman{q: 1e-18}
+		k.p = [2][2]float64{{1e-6, 0}, {0, 1e-6}}
+		const nu = 10e-6
+		theta := 0.0
+		for range 20 {
+			k.predict(64, corrRate*64)
+			theta += (nu - corrRate) * 64
+			k.update(theta, 1e-12)
+		}
+		if math.Abs(k.nu-nu) > 1e-9 || math.Abs(k.theta-theta) > 1e-7 {
+			t.Errorf("corrections at %g: nu %g, theta %g; want %g, %g", corrRate, k.nu, k.theta, nu, theta)
+		}
+	}
+}
+
+// TestEstimatorWeighsByDelay: a sample with a long delay moves the
+// estimate much less than one with a delay at the path's minimum.
+func TestEstimatorWeighsByDelay(t *testing.T) {
+	e := newEstimator()
+	at := mono.Instant(0)
+	for i := range 32 {
+		at = at.Add(64 * time.Second)
+		delay := 200*time.Microsecond + time.Duration(i%4)*100*time.Microsecond
+		e.add(Measurement{At: at, Offset: 0, Delay: delay})
+	}
+	before, _, _, _ := e.estimate(at, 0)
+	at = at.Add(64 * time.Second)
+	e.add(Measurement{At: at, Offset: 5 * time.Millisecond, Delay: 10200 * time.Microsecond})
+	slow, _, _, _ := e.estimate(at, 0)
+	at = at.Add(64 * time.Second)
+	e.add(Measurement{At: at, Offset: 5 * time.Millisecond, Delay: 200 * time.Microsecond})
+	fast, _, _, _ := e.estimate(at, 0)
+	if math.Abs(slow-before) > 100e-6 {
+		t.Errorf("a sample 10 ms slower than the minimum moved the offset by %v; want under 100 µs", slow-before)
+	}
+	if fast-slow < 1e-3 {
+		t.Errorf("a sample at the minimum delay moved the offset by %v; want over 1 ms", fast-slow)
+	}
+}
+
+func TestDisciplineSteps(t *testing.T) {
+	d := New(Config{}, 0)
+	at := mono.Instant(0)
+	a := d.Sample(at, 0, Measurement{At: at, Offset: 500 * time.Millisecond, Delay: time.Millisecond})
+	if a.Step < 499*time.Millisecond || a.Step > 501*time.Millisecond {
+		t.Fatalf("first update with an offset of 0.5 s: step %v; want 0.5 s", a.Step)
+	}
+	// Past MakeStepLimit updates, an offset over MakeStep is slewed, at
+	// the largest rate allowed.
+	d = New(Config{MakeStepLimit: -1, MaxSlewPPM: 400}, 0)
+	a = d.Sample(at, 0, Measurement{At: at, Offset: 500 * time.Millisecond, Delay: time.Millisecond})
+	if a.Step != 0 || math.Abs(a.FreqPPM-400) > 1e-9 || a.Wake == 0 {
+		t.Fatalf("offset of 0.5 s with stepping off: %+v; want no step, 400 ppm until a wake", a)
+	}
+	// The slew lasts until the offset is gone: 0.5 s at 400 ppm.
+	if got := a.Wake.Sub(at); got < 1249*time.Second || got > 1251*time.Second {
+		t.Errorf("slew of 0.5 s at 400 ppm ends after %v; want 1250 s", got)
+	}
+	a = d.HandleTimer(a.Wake)
+	if a.FreqPPM != 0 || a.Wake != 0 {
+		t.Errorf("after the slew: %+v; want the estimated drift (0 ppm) and no wake", a)
+	}
+	if got := d.Corrected(a.Wake.Add(1250 * time.Second)); math.Abs(got-0.5) > 1e-6 {
+		t.Errorf("corrections applied: %v s; want 0.5 s", got)
+	}
+}
+
+func TestDisciplineSlewsSmallOffsets(t *testing.T) {
+	d := New(Config{}, 0)
+	a := d.Sample(0, 0, Measurement{Offset: 2 * time.Millisecond, Delay: time.Millisecond})
+	if a.Step != 0 || math.Abs(a.FreqPPM-500) > 1e-9 {
+		t.Fatalf("offset of 2 ms: %+v; want a slew at 500 ppm (2 ms over 4 s)", a)
+	}
+	if got := a.Wake.Sub(0); got != 4*time.Second {
+		t.Errorf("slew of 2 ms at 500 ppm ends after %v; want 4 s", got)
+	}
+}

@@ -1,0 +1,70 @@
+package discipline
+
+import "math"
+
+// kalman is a two-state Kalman filter of a clock's offset from its
+// source and the rate at which that offset drifts.
+//
+// State: theta, the offset of the source's time from the local clock
+// (seconds; a sample measures it), and nu, its natural drift rate (s/s: the
+// local oscillator's frequency error with the sign that makes
+// d(theta)/dt = nu - a, a being the frequency correction the caller
+// applied). nu is a random walk whose variance grows by q per second; theta
+// gets no noise of its own beyond a small floor qTheta.
+type kalman struct {
+	theta, nu float64
+	// p is the state covariance: p[0][0] of theta, p[1][1] of nu.
+	p [2][2]float64
+	q float64 // variance of nu's random walk per second, (s/s)^2/s
+	// logLik is the log-likelihood of the innovations seen so far,
+	// decayed, which ranks filters of a bank against each other.
+	logLik float64
+}
+
+// qTheta is the variance per second of white phase noise assumed beside
+// the frequency random walk: it keeps the filter from trusting its own
+// offset estimate without bound (1 ns/sqrt(s)).
+const qTheta = 1e-18
+
+// predict advances the state by dt seconds, during which the caller's
+// corrections changed theta by -corr seconds.
+func (k *kalman) predict(dt, corr float64) {
+	if dt < 0 {
+		dt = 0
+	}
+	k.theta += k.nu*dt - corr
+	p := k.p
+	// P = F P F' + Q, F = [[1 dt] [0 1]], Q the integrated random walk.
+	p00 := p[0][0] + dt*(p[1][0]+p[0][1]) + dt*dt*p[1][1]
+	p01 := p[0][1] + dt*p[1][1]
+	p11 := p[1][1]
+	k.p[0][0] = p00 + k.q*dt*dt*dt/3 + qTheta*dt
+	k.p[0][1] = p01 + k.q*dt*dt/2
+	k.p[1][0] = k.p[0][1]
+	k.p[1][1] = p11 + k.q*dt
+}
+
+// update folds in a measurement z of theta with variance r, and returns
+// the normalised innovation squared (innovation² / its variance).
+func (k *kalman) update(z, r float64) float64 {
+	innov := z - k.theta
+	s := k.p[0][0] + r
+	if s <= 0 || math.IsNaN(s) || math.IsInf(s, 0) {
+		return 0
+	}
+	g0, g1 := k.p[0][0]/s, k.p[1][0]/s
+	k.theta += g0 * innov
+	k.nu += g1 * innov
+	p00, p01, p11 := k.p[0][0], k.p[0][1], k.p[1][1]
+	k.p[0][0] = (1 - g0) * p00
+	k.p[0][1] = (1 - g0) * p01
+	k.p[1][0] = k.p[0][1]
+	k.p[1][1] = p11 - g1*p01
+	nis := innov * innov / s
+	k.logLik = likDecay*k.logLik - 0.5*(math.Log(s)+nis)
+	return nis
+}
+
+// likDecay weighs the older innovations in a filter's likelihood: the
+// last few hundred samples decide which wander level fits.
+const likDecay = 0.995

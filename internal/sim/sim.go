@@ -1,0 +1,205 @@
+// Package sim is a deterministic simulator of an NTP client: true time, a
+// local oscillator whose frequency wanders, a network with random delays,
+// and servers, driving the real clock discipline (package discipline) in
+// virtual time. A seed makes every run repeatable; days of operation take
+// a second or two.
+//
+// The model is that of chrony's clknetsim as the chrony project used it
+// for its published comparison: the local clock runs at rate
+// (1+f)(1+a), f the oscillator's frequency error (a random walk with a
+// step of Wander·N(0,1) every second) and a the discipline's correction;
+// each packet's one-way delay is drawn at send time; servers answer in zero
+// time with exact timestamps of their own time.
+package sim
+
+import (
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/meridian-ntp/meridian/internal/discipline"
+	"github.com/meridian-ntp/meridian/internal/mono"
+)
+
+// Network is the delay model of the path to a server.
+type Network struct {
+	// Base is the fixed one-way delay of each direction.
+	Base time.Duration
+	// Jitter is the mean of the exponentially distributed delay added to
+	// each packet (0: none).
+	Jitter time.Duration
+	// Asymmetry is added to the delay from client to server only.
+	Asymmetry time.Duration
+	// Loss is the probability that a packet (each direction) is lost.
+	Loss float64
+}
+
+// Server is a simulated server.
+type Server struct {
+	Network Network
+	// Offset, if set, gives the server's clock minus true time at true
+	// time t (seconds since the start); nil: the server keeps true time.
+	Offset func(t float64) float64
+}
+
+// Scenario is one simulated run.
+type Scenario struct {
+	Seed uint64
+	// Duration of the run; the statistics cover [Skip, Duration).
+	Duration, Skip time.Duration
+	// InitOffset is the local clock minus true time at the start.
+	InitOffset time.Duration
+	// InitFreq is the oscillator's initial frequency error (s/s) and
+	// Wander its random-walk step per second.
+	InitFreq, Wander float64
+	// Servers are polled every Poll.
+	Servers []Server
+	Poll    time.Duration
+	// Discipline configures the discipline under test.
+	Discipline discipline.Config
+}
+
+// Result summarises a run over its statistics window.
+type Result struct {
+	// RMSOffset and MaxOffset are the RMS and largest absolute offset of
+	// the local clock from true time, sampled every second.
+	RMSOffset, MaxOffset time.Duration
+	// FreqRMS is the RMS of the clock's residual frequency error
+	// ((1+f)(1+a) - 1), sampled every second.
+	FreqRMS float64
+	// Samples is how many server replies the discipline took.
+	Samples int
+}
+
+// clock is the simulated local clock.
+type clock struct {
+	local  float64 // local clock reading (s since the start of true time)
+	mono   float64 // local monotonic clock (no steps)
+	f, a   float64 // oscillator error and correction
+	wander float64
+}
+
+// rate returns how fast the clock runs against true time, less one.
+func (c *clock) rate() float64 { return (1+c.f)*(1+c.a) - 1 }
+
+// advance runs the clock for dt seconds of true time.
+func (c *clock) advance(dt float64) {
+	d := dt * (1 + c.rate())
+	c.local += d
+	c.mono += d
+}
+
+// event kinds.
+const (
+	evTick = iota
+	evPoll
+	evReply
+	evWake
+)
+
+type event struct {
+	at   float64 // true time
+	kind int
+	srv  int
+	// For replies: the request's local send time and the server's
+	// timestamp.
+	t1, t2 float64
+}
+
+// Run runs the scenario and returns its statistics.
+func Run(sc Scenario) Result {
+	rng := rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x9E3779B97F4A7C15))
+	c := clock{local: sc.InitOffset.Seconds(), f: sc.InitFreq, wander: sc.Wander}
+	monoAt := func() mono.Instant { return mono.Instant(c.mono * 1e9) }
+	d := discipline.New(sc.Discipline, monoAt())
+	q := &queue{}
+	q.push(event{at: 1, kind: evTick})
+	for i := range sc.Servers {
+		// Stagger the first polls over the first second.
+		q.push(event{at: float64(i+1) / float64(len(sc.Servers)+1), kind: evPoll, srv: i})
+	}
+	end, skip := sc.Duration.Seconds(), sc.Skip.Seconds()
+	now := 0.0
+	var res Result
+	var sum2, fsum2 float64
+	var n int
+	var wake float64
+	apply := func(a discipline.Adjustment) {
+		if a.Step != 0 {
+			c.local += a.Step.Seconds()
+		}
+		c.a = a.FreqPPM * 1e-6
+		wake = 0
+		if a.Wake != 0 {
+			// The monotonic clock runs at the clock's rate; 1 ns more, so
+			// that the monotonic time at the wake is not before a.Wake for
+			// rounding.
+			wake = now + max(0, float64(a.Wake)/1e9-c.mono)/(1+c.rate()) + 1e-9
+			q.push(event{at: wake, kind: evWake})
+		}
+	}
+	for {
+		ev := q.pop()
+		if ev.at >= end {
+			break
+		}
+		c.advance(ev.at - now)
+		now = ev.at
+		switch ev.kind {
+		case evTick:
+			if now >= skip {
+				off := c.local - now
+				sum2 += off * off
+				fsum2 += c.rate() * c.rate()
+				n++
+				if a := time.Duration(math.Abs(off) * 1e9); a > res.MaxOffset {
+					res.MaxOffset = a
+				}
+			}
+			c.f += c.wander * rng.NormFloat64()
+			q.push(event{at: now + 1, kind: evTick})
+		case evPoll:
+			s := sc.Servers[ev.srv]
+			q.push(event{at: now + sc.Poll.Seconds(), kind: evPoll, srv: ev.srv})
+			up, ok1 := oneWay(rng, s.Network, true)
+			down, ok2 := oneWay(rng, s.Network, false)
+			if !ok1 || !ok2 {
+				continue
+			}
+			t2 := now + up
+			if s.Offset != nil {
+				t2 += s.Offset(t2)
+			}
+			q.push(event{at: now + up + down, kind: evReply, srv: ev.srv, t1: c.local, t2: t2})
+		case evReply:
+			t4 := c.local
+			offset := ((ev.t2 - ev.t1) + (ev.t2 - t4)) / 2
+			delay := t4 - ev.t1
+			at := monoAt()
+			res.Samples++
+			apply(d.Sample(at, ev.srv, discipline.Measurement{At: at,
+				Offset: time.Duration(offset * 1e9), Delay: time.Duration(delay * 1e9), Corrected: d.Corrected(at)}))
+		case evWake:
+			if ev.at == wake {
+				apply(d.HandleTimer(monoAt()))
+			}
+		}
+	}
+	if n > 0 {
+		res.RMSOffset = time.Duration(math.Sqrt(sum2/float64(n)) * 1e9)
+		res.FreqRMS = math.Sqrt(fsum2 / float64(n))
+	}
+	return res
+}
+
+// oneWay draws one packet's delay in seconds, or reports it lost.
+func oneWay(rng *rand.Rand, n Network, up bool) (float64, bool) {
+	if n.Loss > 0 && rng.Float64() < n.Loss {
+		return 0, false
+	}
+	d := n.Base.Seconds() + n.Jitter.Seconds()*rng.ExpFloat64()
+	if up {
+		d += n.Asymmetry.Seconds()
+	}
+	return d, true
+}
