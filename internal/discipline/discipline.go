@@ -23,6 +23,10 @@ type Config struct {
 	// MinSlew is the shortest time over which an offset is slewed away
 	// (default 2 s).
 	MinSlew time.Duration
+	// MinPoll and MaxPoll bound the poll interval of every source, as
+	// log2 seconds (defaults 6 and 10: 64 s to 1024 s, chrony's and
+	// ntpd's defaults).
+	MinPoll, MaxPoll int8
 }
 
 func (c *Config) defaults() {
@@ -38,6 +42,13 @@ func (c *Config) defaults() {
 	if c.MinSlew <= 0 {
 		c.MinSlew = 2 * time.Second
 	}
+	if c.MinPoll == 0 {
+		c.MinPoll = 6
+	}
+	if c.MaxPoll == 0 {
+		c.MaxPoll = 10
+	}
+	c.MaxPoll = max(c.MaxPoll, c.MinPoll)
 }
 
 // Adjustment is what the caller must do to the clock.
@@ -95,10 +106,21 @@ func (d *Discipline) Sample(now mono.Instant, src int, m Measurement) Adjustment
 	e := d.sources[src]
 	if e == nil {
 		e = newEstimator()
+		e.poll = d.cfg.MinPoll
 		d.sources[src] = e
 	}
 	e.add(m)
+	e.adaptPoll(d.cfg.MinPoll, d.cfg.MaxPoll)
 	return d.update(now)
+}
+
+// Poll returns the interval at which source src should be polled now.
+func (d *Discipline) Poll(src int) time.Duration {
+	p := d.cfg.MinPoll
+	if e := d.sources[src]; e != nil {
+		p = e.poll
+	}
+	return time.Duration(1<<p) * time.Second
 }
 
 // HandleTimer ends a slew that has run its course.

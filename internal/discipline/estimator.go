@@ -1,6 +1,7 @@
 package discipline
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -54,6 +55,7 @@ type estimator struct {
 	last    mono.Instant // time of the last sample
 	lastCor float64      // Corrected at the last sample
 	delays  []float64    // recent delays, oldest first, at most delayWindow
+	poll    int8         // the poll interval, log2 seconds
 }
 
 // Initial uncertainty: the frequency error of an uncalibrated crystal.
@@ -142,4 +144,36 @@ func (e *estimator) estimate(now mono.Instant, cor float64) (theta, nu, varTheta
 	dt := now.Sub(e.last).Seconds()
 	k.predict(dt, cor-e.lastCor)
 	return k.theta, k.nu, k.p[0][0], k.p[1][1]
+}
+
+// Poll adaptation: a source is polled less often while the error that the
+// oscillator's wander would add over the longer interval stays well below
+// the typical error of one sample (the path's median excess delay over
+// √12), and more often when it no longer does. A noisy path thus goes to
+// the longest poll (more samples would help it, but a client must not load
+// its servers for that), and a quiet path with a wandering oscillator
+// stays short enough to follow it. The typical error, unlike the
+// filter's uncertainty, does not swing from one sample to the next, so
+// neither does the poll.
+const (
+	pollUp       = 0.5 // lengthen while wander < pollUp × uncertainty
+	pollDown     = 1.5 // shorten when wander > pollDown × uncertainty
+	pollMinCount = 8   // samples before the first lengthening
+)
+
+// adaptPoll moves the poll exponent by at most one step after a sample.
+func (e *estimator) adaptPoll(minPoll, maxPoll int8) {
+	k := &e.bank[e.best()]
+	sd := e.medianExcess(slices.Min(e.delays)) / math.Sqrt(12)
+	grow := func(p int8) float64 {
+		t := math.Ldexp(1, int(p))
+		return math.Sqrt(k.q * t * t * t / 3)
+	}
+	switch {
+	case e.n >= pollMinCount && e.poll < maxPoll && grow(e.poll+1) < pollUp*sd:
+		e.poll++
+	case e.poll > minPoll && grow(e.poll) > pollDown*sd:
+		e.poll--
+	}
+	e.poll = max(minPoll, min(maxPoll, e.poll))
 }

@@ -61,10 +61,23 @@ func (k *kalman) update(z, r float64) float64 {
 	k.p[1][0] = k.p[0][1]
 	k.p[1][1] = p11 - g1*p01
 	nis := innov * innov / s
-	k.logLik = likDecay*k.logLik - 0.5*(math.Log(s)+nis)
+	// The likelihood is Student's t with likDOF degrees of freedom, not a
+	// Gaussian: a sample's real error sometimes exceeds what its delay
+	// promised (the window's minimum is only an estimate of the path's),
+	// and under a Gaussian likelihood one such sample outweighs hundreds
+	// of ordinary ones and hands the lead to a filter with the wrong
+	// wander. In simulation, at 10 ms of jitter and 1024 s polls, this cut
+	// the RMS offset by 28% (Gaussian: 1.74 ms, t with 3 degrees of
+	// freedom: 1.26 ms) and changed nothing at low jitter; a hard cap on
+	// each sample's share hid real wander instead (66 µs at 10 µs of
+	// jitter, where 6.3 µs is right).
+	k.logLik = likDecay*k.logLik - 0.5*(math.Log(s)+(likDOF+1)*math.Log1p(nis/likDOF))
 	return nis
 }
 
 // likDecay weighs the older innovations in a filter's likelihood: the
 // last few hundred samples decide which wander level fits.
 const likDecay = 0.995
+
+// likDOF is the degrees of freedom of the likelihood's t distribution.
+const likDOF = 3

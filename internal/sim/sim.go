@@ -52,7 +52,7 @@ type Scenario struct {
 	// InitFreq is the oscillator's initial frequency error (s/s) and
 	// Wander its random-walk step per second.
 	InitFreq, Wander float64
-	// Servers are polled every Poll.
+	// Servers are polled every Poll; 0: as the discipline asks.
 	Servers []Server
 	Poll    time.Duration
 	// Discipline configures the discipline under test.
@@ -160,7 +160,11 @@ func Run(sc Scenario) Result {
 			q.push(event{at: now + 1, kind: evTick})
 		case evPoll:
 			s := sc.Servers[ev.srv]
-			q.push(event{at: now + sc.Poll.Seconds(), kind: evPoll, srv: ev.srv})
+			poll := sc.Poll
+			if poll == 0 {
+				poll = d.Poll(ev.srv)
+			}
+			q.push(event{at: now + poll.Seconds(), kind: evPoll, srv: ev.srv})
 			up, ok1 := oneWay(rng, s.Network, true)
 			down, ok2 := oneWay(rng, s.Network, false)
 			if !ok1 || !ok2 {
