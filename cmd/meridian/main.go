@@ -6,6 +6,7 @@
 //	meridian check-config FILE...
 //	meridian query [flags] HOST[:PORT]...
 //	meridian bench [flags] SERVER
+//	meridian sim [flags] [SCENARIO...]
 //	meridian version
 //	meridian help [COMMAND]
 //
@@ -36,6 +37,7 @@ Commands:
   check-config  check configuration files
   query         query NTP servers once and print their time and offset
   bench         load an NTP server with requests and report its throughput
+  sim           run the clock discipline in the simulator and report its accuracy
   version       print the version
   help          show help for a command
 
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, e env) int {
 		return runBench(ctx, rest, e)
 	case "daemon":
 		return runDaemon(ctx, rest, e)
+	case "sim":
+		return runSim(ctx, rest, e)
 	case "check-config":
 		return runCheckConfig(rest, e)
 	case "version", "--version", "-version":

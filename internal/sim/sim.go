@@ -57,6 +57,10 @@ type Scenario struct {
 	Poll    time.Duration
 	// Discipline configures the discipline under test.
 	Discipline discipline.Config
+	// Converge is the offset within which the clock counts as converged
+	// (default 1 ms): Result.Converged is the first time its offset from
+	// true time is within it.
+	Converge time.Duration
 }
 
 // Result summarises a run over its statistics window.
@@ -65,8 +69,12 @@ type Result struct {
 	// the local clock from true time, sampled every second.
 	RMSOffset, MaxOffset time.Duration
 	// FreqRMS is the RMS of the clock's residual frequency error
-	// ((1+f)(1+a) - 1), sampled every second.
+	// ((1+f)(1+a) - 1), sampled every second while no slew is under way:
+	// the error of the discipline's frequency estimate.
 	FreqRMS float64
+	// Converged is when the clock's offset first came within
+	// Scenario.Converge of true time, or -1 if it never did.
+	Converged time.Duration
 	// Samples is how many server replies the discipline took.
 	Samples int
 }
@@ -122,8 +130,13 @@ func Run(sc Scenario) Result {
 	now := 0.0
 	var res Result
 	var sum2, fsum2 float64
-	var n int
+	var n, fn int
 	var wake float64
+	converge := sc.Converge.Seconds()
+	if converge <= 0 {
+		converge = 1e-3
+	}
+	res.Converged = -1
 	apply := func(a discipline.Adjustment) {
 		if a.Step != 0 {
 			c.local += a.Step.Seconds()
@@ -147,10 +160,16 @@ func Run(sc Scenario) Result {
 		now = ev.at
 		switch ev.kind {
 		case evTick:
+			if res.Converged < 0 && math.Abs(c.local-now) <= converge {
+				res.Converged = time.Duration(now * 1e9)
+			}
 			if now >= skip {
 				off := c.local - now
 				sum2 += off * off
-				fsum2 += c.rate() * c.rate()
+				if wake == 0 {
+					fsum2 += c.rate() * c.rate()
+					fn++
+				}
 				n++
 				if a := time.Duration(math.Abs(off) * 1e9); a > res.MaxOffset {
 					res.MaxOffset = a
@@ -191,7 +210,9 @@ func Run(sc Scenario) Result {
 	}
 	if n > 0 {
 		res.RMSOffset = time.Duration(math.Sqrt(sum2/float64(n)) * 1e9)
-		res.FreqRMS = math.Sqrt(fsum2 / float64(n))
+	}
+	if fn > 0 {
+		res.FreqRMS = math.Sqrt(fsum2 / float64(fn))
 	}
 	return res
 }

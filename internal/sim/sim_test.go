@@ -7,17 +7,8 @@ import (
 	"time"
 )
 
-// chronyModel returns the scenario of chrony's published comparison: a
-// server keeping true time, one-way delays of 100 µs + J·Exp(1), the
-// clock starting 0.1 s off at +100 ppm, statistics over days 2 to days.
-func chronyModel(seed uint64, wander float64, jitter, poll time.Duration, days int) Scenario {
-	return Scenario{Seed: seed, Duration: time.Duration(days) * 24 * time.Hour, Skip: 24 * time.Hour,
-		InitOffset: 100 * time.Millisecond, InitFreq: 100e-6, Wander: wander, Poll: poll,
-		Servers: []Server{{Network: Network{Base: 100 * time.Microsecond, Jitter: jitter}}}}
-}
-
 func TestRunIsDeterministic(t *testing.T) {
-	sc := chronyModel(7, 1e-8, time.Millisecond, 64*time.Second, 2)
+	sc := ChronyModel(7, 1e-8, time.Millisecond, 64*time.Second, 2)
 	a, b := Run(sc), Run(sc)
 	if a != b {
 		t.Errorf("same seed, two results: %+v and %+v", a, b)
@@ -80,7 +71,7 @@ func TestAccuracyChronyModel(t *testing.T) {
 	for _, c := range cells {
 		var sum time.Duration
 		for seed := uint64(1); seed <= 2; seed++ {
-			r := Run(chronyModel(seed, c.wander, c.jitter, c.poll, 11))
+			r := Run(ChronyModel(seed, c.wander, c.jitter, c.poll, 11))
 			sum += r.RMSOffset
 			if r.Samples == 0 {
 				t.Fatalf("no samples")
@@ -101,10 +92,37 @@ func TestPollAdapts(t *testing.T) {
 		jitter   time.Duration
 		min, max time.Duration
 	}{{10 * time.Microsecond, 128 * time.Second, 512 * time.Second}, {10 * time.Millisecond, 900 * time.Second, 1024 * time.Second}} {
-		r := Run(chronyModel(1, 1e-9, c.jitter, 0, 3))
+		r := Run(ChronyModel(1, 1e-9, c.jitter, 0, 3))
 		mean := 3 * 24 * time.Hour / time.Duration(r.Samples)
 		if mean < c.min || mean > c.max {
 			t.Errorf("jitter %v: mean poll %v over 3 days; want %v to %v", c.jitter, mean, c.min, c.max)
 		}
+	}
+}
+
+func TestStudy(t *testing.T) {
+	n := Named{Scenario: func(seed uint64) Scenario { return ChronyModel(seed, 1e-8, time.Millisecond, 64*time.Second, 2) }}
+	a, b := Study(n, 4, 2), Study(n, 4, 1)
+	if a != b {
+		t.Errorf("the same seeds on 2 and 1 workers: %+v and %+v", a, b)
+	}
+	if a.Seeds != 4 || a.RMSOffset.Mean <= 0 || a.RMSOffset.SD <= 0 || a.NotConverged != 0 || a.Converged.Mean <= 0 {
+		t.Errorf("summary %+v; want 4 seeds, all converged, a spread of RMS offsets", a)
+	}
+	if got := stat([]float64{1, 2, 3}); got != (Stat{2, 1}) {
+		t.Errorf("stat(1, 2, 3) = %+v; want mean 2, sd 1", got)
+	}
+}
+
+func TestScenarioNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, n := range Scenarios() {
+		if seen[n.Name] || n.Description == "" || n.Scenario == nil {
+			t.Errorf("scenario %+v: duplicate name or missing parts", n)
+		}
+		seen[n.Name] = true
+	}
+	if len(seen) < 8 {
+		t.Errorf("%d scenarios; want at least chrony's 8 cells", len(seen))
 	}
 }

@@ -1,0 +1,139 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// Named is a scenario by name, with chrony 4.3's RMS offset in the same
+// model where chrony's published comparison has one.
+type Named struct {
+	Name, Description string
+	// Scenario returns the scenario for one seed.
+	Scenario func(seed uint64) Scenario
+	// Chrony is chrony 4.3's mean RMS offset in this scenario, or 0.
+	Chrony time.Duration
+}
+
+// Scenarios returns the named scenarios, in a stable order.
+func Scenarios() []Named {
+	var ns []Named
+	chrony1 := []time.Duration{22 * time.Microsecond, 97 * time.Microsecond, 436 * time.Microsecond, 1711 * time.Microsecond}
+	chrony2 := []time.Duration{14 * time.Microsecond, 56 * time.Microsecond, 215 * time.Microsecond, 752 * time.Microsecond}
+	jitters := []time.Duration{10 * time.Microsecond, 100 * time.Microsecond, time.Millisecond, 10 * time.Millisecond}
+	for test, c := range [][]time.Duration{chrony1, chrony2} {
+		for i, j := range jitters {
+			wander, poll, polling := 1e-9, time.Duration(0), "default polling"
+			if test == 1 {
+				wander, poll, polling = 1e-8, 64*time.Second, "poll fixed at 64 s"
+			}
+			ns = append(ns, Named{
+				Name: fmt.Sprintf("chrony-test%d-%s", test+1, jitterName(j)),
+				Description: fmt.Sprintf("chrony's comparison, test %d: wander %g, %s, jitter %v; 11 days, statistics over days 2-11",
+					test+1, wander, polling, j),
+				Scenario: func(seed uint64) Scenario {
+					sc := ChronyModel(seed, wander, j, poll, 11)
+					if j >= 10*time.Millisecond {
+						sc.Converge = 5 * time.Millisecond
+					}
+					return sc
+				},
+				Chrony: c[i],
+			})
+		}
+	}
+	return ns
+}
+
+func jitterName(j time.Duration) string {
+	if j >= time.Millisecond {
+		return fmt.Sprintf("%dms", j/time.Millisecond)
+	}
+	return fmt.Sprintf("%dus", j/time.Microsecond)
+}
+
+// ChronyModel returns the scenario of chrony's published comparison: a
+// server keeping true time, answering in zero time, one-way delays of
+// 100 µs + jitter·Exp(1), the clock starting 0.1 s off at +100 ppm, a
+// random-walk wander, statistics over days 2 to days; poll 0 lets the
+// discipline choose.
+func ChronyModel(seed uint64, wander float64, jitter, poll time.Duration, days int) Scenario {
+	return Scenario{Seed: seed, Duration: time.Duration(days) * 24 * time.Hour, Skip: 24 * time.Hour,
+		InitOffset: 100 * time.Millisecond, InitFreq: 100e-6, Wander: wander, Poll: poll,
+		Servers: []Server{{Network: Network{Base: 100 * time.Microsecond, Jitter: jitter}}}}
+}
+
+// Stat is the mean and standard deviation of one figure over seeds.
+type Stat struct {
+	Mean float64 `json:"mean"`
+	SD   float64 `json:"sd"`
+}
+
+// Summary is what Study found over its seeds.
+type Summary struct {
+	Seeds int
+	// RMSOffset, MaxOffset and Converged are in seconds, FreqRMS in s/s.
+	RMSOffset, MaxOffset, FreqRMS, Converged Stat
+	// NotConverged counts the seeds that never converged (left out of
+	// Converged).
+	NotConverged int
+}
+
+// Study runs the scenario for seeds 1 to seeds, on up to workers
+// goroutines, and summarises the results.
+func Study(n Named, seeds, workers int) Summary {
+	results := make([]Result, seeds)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range max(workers, 1) {
+		wg.Add(1)
+		// The worker exits when next is closed.
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = Run(n.Scenario(uint64(i + 1)))
+			}
+		}()
+	}
+	for i := range seeds {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var s Summary
+	s.Seeds = seeds
+	var rms, mx, fr, conv []float64
+	for _, r := range results {
+		rms = append(rms, r.RMSOffset.Seconds())
+		mx = append(mx, r.MaxOffset.Seconds())
+		fr = append(fr, r.FreqRMS)
+		if r.Converged < 0 {
+			s.NotConverged++
+		} else {
+			conv = append(conv, r.Converged.Seconds())
+		}
+	}
+	s.RMSOffset, s.MaxOffset, s.FreqRMS, s.Converged = stat(rms), stat(mx), stat(fr), stat(conv)
+	return s
+}
+
+func stat(xs []float64) Stat {
+	if len(xs) == 0 {
+		return Stat{}
+	}
+	var sum, sum2 float64
+	for _, x := range xs {
+		sum += x
+	}
+	mean := sum / float64(len(xs))
+	for _, x := range xs {
+		sum2 += (x - mean) * (x - mean)
+	}
+	sd := 0.0
+	if len(xs) > 1 {
+		sd = math.Sqrt(sum2 / float64(len(xs)-1))
+	}
+	return Stat{mean, sd}
+}
