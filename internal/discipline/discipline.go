@@ -11,8 +11,8 @@ import (
 // defaults.
 type Config struct {
 	// MaxSlewPPM is the largest frequency correction the clock takes, in
-	// parts per million, slewing included (default 500, what adjtimex's
-	// frequency allows).
+	// parts per million, slewing included (default 83333, chrony's: the
+	// kernel's frequency setting reaches ±500 ppm, its tick length ±10%).
 	MaxSlewPPM float64
 	// MakeStep and MakeStepLimit: an offset above MakeStep is stepped
 	// rather than slewed, during the first MakeStepLimit clock updates
@@ -31,7 +31,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.MaxSlewPPM <= 0 {
-		c.MaxSlewPPM = 500
+		c.MaxSlewPPM = 83333
 	}
 	if c.MakeStep <= 0 {
 		c.MakeStep = 100 * time.Millisecond

@@ -83,7 +83,7 @@ func TestDisciplineSteps(t *testing.T) {
 }
 
 func TestDisciplineSlewsSmallOffsets(t *testing.T) {
-	d := New(Config{}, 0)
+	d := New(Config{MaxSlewPPM: 500}, 0)
 	a := d.Sample(0, 0, Measurement{Offset: 2 * time.Millisecond, Delay: time.Millisecond})
 	if a.Step != 0 || math.Abs(a.FreqPPM-500) > 1e-9 {
 		t.Fatalf("offset of 2 ms: %+v; want a slew at 500 ppm (2 ms over 4 s)", a)

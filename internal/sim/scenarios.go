@@ -44,7 +44,45 @@ func Scenarios() []Named {
 			})
 		}
 	}
-	return ns
+	return append(ns, behaviour()...)
+}
+
+// base is the ordinary case the behaviour scenarios vary: one server 100 µs
+// away each way with 100 µs of exponential jitter, an oscillator wandering
+// by 1e-9, the clock right at the start, default polling, two days with
+// the statistics over the second.
+func base(seed uint64) Scenario {
+	return Scenario{Seed: seed, Duration: 48 * time.Hour, Skip: 24 * time.Hour, Wander: 1e-9,
+		Servers: []Server{{Network: Network{Base: 100 * time.Microsecond, Jitter: 100 * time.Microsecond}}}}
+}
+
+// behaviour returns the scenarios that vary base, one thing at a time.
+func behaviour() []Named {
+	v := func(name, desc string, f func(*Scenario)) Named {
+		return Named{Name: name, Description: desc, Scenario: func(seed uint64) Scenario {
+			sc := base(seed)
+			f(&sc)
+			return sc
+		}}
+	}
+	return []Named{
+		v("defaults", "one server, 100 µs + 100 µs·Exp(1) each way, wander 1e-9, default polling", func(*Scenario) {}),
+		v("freq+500ppm", "the oscillator starts 500 ppm fast", func(sc *Scenario) { sc.InitFreq = 500e-6 }),
+		v("freq-500ppm", "the oscillator starts 500 ppm slow", func(sc *Scenario) { sc.InitFreq = -500e-6 }),
+		v("offset+1s", "the clock starts 1 s ahead", func(sc *Scenario) { sc.InitOffset = time.Second }),
+		v("offset-10s", "the clock starts 10 s behind", func(sc *Scenario) { sc.InitOffset = -10 * time.Second }),
+		v("jitter-5ms", "5 ms of exponential jitter each way", func(sc *Scenario) {
+			sc.Servers[0].Network.Jitter = 5 * time.Millisecond
+			sc.Converge = 5 * time.Millisecond
+		}),
+		v("wander-1e-7", "an oscillator wandering 100 times faster", func(sc *Scenario) { sc.Wander = 1e-7 }),
+		v("asym-jitter", "1 ms of extra exponential jitter on the way to the server only (THREATS D8)", func(sc *Scenario) {
+			sc.Servers[0].Network.UpJitter = time.Millisecond
+		}),
+		v("loss-33", "a third of the exchanges lost (18% of packets each way; THREATS D9)", func(sc *Scenario) {
+			sc.Servers[0].Network.Loss = 0.18
+		}),
+	}
 }
 
 func jitterName(j time.Duration) string {

@@ -28,8 +28,9 @@ type Network struct {
 	// Jitter is the mean of the exponentially distributed delay added to
 	// each packet (0: none).
 	Jitter time.Duration
-	// Asymmetry is added to the delay from client to server only.
-	Asymmetry time.Duration
+	// Asymmetry is added to the delay from client to server only, and
+	// UpJitter, the mean of another exponential delay, too.
+	Asymmetry, UpJitter time.Duration
 	// Loss is the probability that a packet (each direction) is lost.
 	Loss float64
 }
@@ -225,6 +226,9 @@ func oneWay(rng *rand.Rand, n Network, up bool) (float64, bool) {
 	d := n.Base.Seconds() + n.Jitter.Seconds()*rng.ExpFloat64()
 	if up {
 		d += n.Asymmetry.Seconds()
+		if n.UpJitter > 0 {
+			d += n.UpJitter.Seconds() * rng.ExpFloat64()
+		}
 	}
 	return d, true
 }

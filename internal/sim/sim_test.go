@@ -126,3 +126,45 @@ func TestScenarioNames(t *testing.T) {
 		t.Errorf("%d scenarios; want at least chrony's 8 cells", len(seen))
 	}
 }
+
+// TestBehaviour holds each behaviour scenario, over 4 seeds, to limits on
+// the mean RMS offset over its second day, the largest offset, the
+// frequency error and the convergence time. The limits are about twice
+// what the discipline achieves (meridian sim --seeds 100 for the figures),
+// so that a change that makes it markedly worse fails.
+func TestBehaviour(t *testing.T) {
+	limits := map[string]struct {
+		rms, max, converged time.Duration
+		freqPPB             float64
+	}{
+		"defaults":    {100 * time.Microsecond, 500 * time.Microsecond, 10 * time.Second, 100},
+		"freq+500ppm": {100 * time.Microsecond, 500 * time.Microsecond, 10 * time.Second, 100},
+		"freq-500ppm": {100 * time.Microsecond, 500 * time.Microsecond, 10 * time.Second, 100},
+		"offset+1s":   {100 * time.Microsecond, 500 * time.Microsecond, 10 * time.Second, 100},
+		"offset-10s":  {100 * time.Microsecond, 500 * time.Microsecond, 10 * time.Second, 100},
+		"jitter-5ms":  {2500 * time.Microsecond, 8 * time.Millisecond, 10 * time.Second, 600},
+		"wander-1e-7": {150 * time.Microsecond, 800 * time.Microsecond, 10 * time.Second, 2000},
+		// The extra delay on the way out biases every sample; the
+		// samples nearest the minimum delay carry little of it.
+		"asym-jitter": {500 * time.Microsecond, 2 * time.Millisecond, 10 * time.Second, 200},
+		"loss-33":     {150 * time.Microsecond, 700 * time.Microsecond, 10 * time.Second, 100},
+	}
+	seen := 0
+	for _, n := range Scenarios() {
+		l, ok := limits[n.Name]
+		if !ok {
+			continue
+		}
+		seen++
+		s := Study(n, 4, 2)
+		rms, mx, conv := time.Duration(s.RMSOffset.Mean*1e9), time.Duration(s.MaxOffset.Mean*1e9), time.Duration(s.Converged.Mean*1e9)
+		t.Logf("%s: RMS %v, max %v, frequency error %.1f ppb, converged after %v", n.Name, rms, mx, s.FreqRMS.Mean*1e9, conv)
+		if rms > l.rms || mx > l.max || conv > l.converged || s.NotConverged > 0 || s.FreqRMS.Mean*1e9 > l.freqPPB {
+			t.Errorf("%s: RMS %v (limit %v), max %v (%v), converged after %v (%v; %d never), frequency error %.1f ppb (%.0f)",
+				n.Name, rms, l.rms, mx, l.max, conv, l.converged, s.NotConverged, s.FreqRMS.Mean*1e9, l.freqPPB)
+		}
+	}
+	if seen != len(limits) {
+		t.Errorf("%d of the %d scenarios with limits exist", seen, len(limits))
+	}
+}
