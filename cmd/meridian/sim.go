@@ -130,12 +130,16 @@ func pickScenarios(names []string) ([]sim.Named, error) {
 		return all, nil
 	}
 	var out []sim.Named
+	taken := map[string]bool{}
 	for _, want := range names {
 		found := false
 		for _, n := range all {
 			if n.Name == want || strings.HasPrefix(n.Name, want) {
-				out = append(out, n)
 				found = true
+				if !taken[n.Name] {
+					taken[n.Name] = true
+					out = append(out, n)
+				}
 			}
 		}
 		if !found {

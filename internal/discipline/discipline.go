@@ -2,6 +2,7 @@ package discipline
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/mono"
@@ -27,6 +28,18 @@ type Config struct {
 	// log2 seconds (defaults 6 and 10: 64 s to 1024 s, chrony's and
 	// ntpd's defaults).
 	MinPoll, MaxPoll int8
+	// Sources is how many sources are configured (default 1). The clock
+	// is not steered before more than half of them have given samples,
+	// so that the first step does not rest on the first source to
+	// answer.
+	Sources int
+	// MinSources is how many sources must agree (be selected as
+	// truechimers) for the clock to be steered (default 1).
+	MinSources int
+	// Panic is the largest offset the discipline corrects (default
+	// 1000 s); a larger one is refused, and reported, until the sources
+	// agree on less. Negative: no limit.
+	Panic time.Duration
 }
 
 func (c *Config) defaults() {
@@ -49,6 +62,33 @@ func (c *Config) defaults() {
 		c.MaxPoll = 10
 	}
 	c.MaxPoll = max(c.MaxPoll, c.MinPoll)
+	c.Sources = max(c.Sources, 1)
+	c.MinSources = max(c.MinSources, 1)
+	if c.Panic == 0 {
+		c.Panic = 1000 * time.Second
+	}
+}
+
+// Alarm says why the discipline is not steering the clock.
+type Alarm uint8
+
+// Alarms.
+const (
+	AlarmNone       Alarm = iota
+	AlarmWaiting          // fewer than half the sources have answered yet
+	AlarmNoMajority       // no majority of the sources agree
+	AlarmTooFew           // fewer than MinSources sources agree
+	AlarmPanic            // the sources agree on an offset beyond Panic
+)
+
+var alarmText = [...]string{"", "waiting for a majority of the sources", "no majority of the sources agree",
+	"too few sources agree", "offset beyond the panic threshold"}
+
+func (a Alarm) String() string {
+	if int(a) < len(alarmText) {
+		return alarmText[a]
+	}
+	return "unknown"
 }
 
 // Adjustment is what the caller must do to the clock.
@@ -78,6 +118,8 @@ type Discipline struct {
 	slewEnd mono.Instant
 	slewing bool
 	updates int
+	alarm   Alarm
+	offset  float64 // the last combined offset estimate, s
 }
 
 // New returns a Discipline with no sources, taking no correction yet, at
@@ -140,23 +182,21 @@ func (d *Discipline) adjustment() Adjustment {
 	return a
 }
 
-// update combines the sources' estimates and sets the correction.
+// update selects and combines the sources' estimates and sets the
+// correction. While it cannot steer, the clock keeps its last frequency
+// (holdover) and the alarm says why.
 func (d *Discipline) update(now mono.Instant) Adjustment {
-	cor := d.Corrected(now)
-	var sw, theta, nu float64
-	for _, e := range d.sources {
-		t, n, vt, _ := e.estimate(now, cor)
-		w := 1 / max(vt, 1e-20)
-		sw += w
-		theta += w * t
-		nu += w * n
+	theta, nu, ok := d.combine(now)
+	if !ok {
+		return d.holdover(now)
 	}
-	if sw == 0 {
-		return d.adjustment()
+	if d.cfg.Panic > 0 && math.Abs(theta) > d.cfg.Panic.Seconds() {
+		d.alarm = AlarmPanic
+		return d.holdover(now)
 	}
-	theta, nu = theta/sw, nu/sw
+	d.alarm = AlarmNone
 	d.updates++
-	d.nu = nu
+	d.nu, d.offset = nu, theta
 	maxSlew := d.cfg.MaxSlewPPM * 1e-6
 	if math.Abs(theta) > d.cfg.MakeStep.Seconds() && d.cfg.MakeStepLimit > 0 && d.updates <= d.cfg.MakeStepLimit {
 		step := time.Duration(theta * 1e9)
@@ -178,6 +218,65 @@ func (d *Discipline) update(now mono.Instant) Adjustment {
 	d.slewing = true
 	d.slewEnd = now.Add(time.Duration(tau * 1e9))
 	return d.adjustment()
+}
+
+// holdover stops any slew and keeps the clock at the last estimated drift.
+func (d *Discipline) holdover(now mono.Instant) Adjustment {
+	if d.slewing {
+		d.slewing = false
+		d.setFreq(now, d.nu)
+	}
+	return d.adjustment()
+}
+
+// combine selects the truechimers among the sources and returns their
+// inverse-variance weighted offset and drift, or sets the alarm and
+// reports false.
+func (d *Discipline) combine(now mono.Instant) (theta, nu float64, ok bool) {
+	cor := d.Corrected(now)
+	cs := make([]candidate, 0, len(d.sources))
+	for src, e := range d.sources {
+		t, n, vt, _ := e.estimate(now, cor)
+		lo, hi := interval(t, vt, slices.Min(e.delays), e.rootDist)
+		cs = append(cs, candidate{src: src, theta: t, nu: n, varTheta: vt, lo: lo, hi: hi})
+	}
+	if 2*len(cs) <= d.cfg.Sources {
+		d.alarm = AlarmWaiting
+		return 0, 0, false
+	}
+	if !selectTruechimers(cs) {
+		d.alarm = AlarmNoMajority
+		return 0, 0, false
+	}
+	var sw float64
+	agree := 0
+	for _, c := range cs {
+		e := d.sources[c.src]
+		e.truechimer = c.truechime
+		if !c.truechime {
+			continue
+		}
+		agree++
+		w := 1 / max(c.varTheta, 1e-20)
+		sw += w
+		theta += w * c.theta
+		nu += w * c.nu
+	}
+	if agree < d.cfg.MinSources {
+		d.alarm = AlarmTooFew
+		return 0, 0, false
+	}
+	return theta / sw, nu / sw, true
+}
+
+// Alarm returns why the discipline is not steering the clock, or
+// AlarmNone.
+func (d *Discipline) Alarm() Alarm { return d.alarm }
+
+// Truechimer reports whether source src was selected at the last update.
+func (d *Discipline) Truechimer(src int) bool {
+	e := d.sources[src]
+	return e != nil && e.truechimer
 }
 
 func clamp(x, limit float64) float64 { return max(-limit, min(limit, x)) }

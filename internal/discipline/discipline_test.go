@@ -2,6 +2,7 @@ package discipline
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -107,5 +108,70 @@ func TestPollBounds(t *testing.T) {
 	}
 	if got := d.Poll(1); got != 64*time.Second {
 		t.Errorf("poll after 40 samples: %v; want 64s (MaxPoll 6)", got)
+	}
+}
+
+func TestSelectTruechimers(t *testing.T) {
+	iv := func(lo, hi float64) candidate { return candidate{lo: lo, hi: hi} }
+	for _, tt := range []struct {
+		name string
+		cs   []candidate
+		ok   bool
+		want []bool
+	}{
+		{"one", []candidate{iv(0, 1)}, true, []bool{true}},
+		{"three agree, two apart", []candidate{iv(0, 2), iv(1, 3), iv(1.5, 4), iv(10, 11), iv(-5, -4)}, true,
+			[]bool{true, true, true, false, false}},
+		{"touching ends intersect", []candidate{iv(0, 1), iv(1, 2), iv(5, 6)}, true, []bool{true, true, false}},
+		{"two pairs and one: no majority", []candidate{iv(0, 1), iv(0.5, 1.5), iv(10, 11), iv(10.5, 11.5), iv(20, 21)}, false,
+			[]bool{false, false, false, false, false}},
+		{"all agree", []candidate{iv(0, 10), iv(1, 2), iv(1.5, 3)}, true, []bool{true, true, true}},
+		{"two of four: no majority", []candidate{iv(0, 1), iv(0, 1), iv(5, 6), iv(5, 6)}, false, []bool{false, false, false, false}},
+	} {
+		ok := selectTruechimers(tt.cs)
+		var got []bool
+		for _, c := range tt.cs {
+			got = append(got, c.truechime)
+		}
+		if ok != tt.ok || !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %v, %v; want %v, %v", tt.name, ok, got, tt.ok, tt.want)
+		}
+	}
+}
+
+// TestPanicAndJump: a source whose time jumps by two hours after the
+// clock has settled is read as a jump, not as drift, and the offset is
+// refused: no step, the frequency kept, the alarm raised.
+func TestPanicAndJump(t *testing.T) {
+	d := New(Config{}, 0)
+	at := mono.Instant(0)
+	var a Adjustment
+	for range 20 {
+		at = at.Add(64 * time.Second)
+		a = d.Sample(at, 0, Measurement{At: at, Offset: 0, Delay: time.Millisecond, Corrected: d.Corrected(at)})
+	}
+	before := a.FreqPPM
+	at = at.Add(64 * time.Second)
+	a = d.Sample(at, 0, Measurement{At: at, Offset: 2 * time.Hour, Delay: time.Millisecond, Corrected: d.Corrected(at)})
+	if a.Step != 0 || a.Wake != 0 || math.Abs(a.FreqPPM-before) > 0.01 || d.Alarm() != AlarmPanic {
+		t.Errorf("after a 2 h jump: %+v, alarm %v; want no step, no slew, the frequency kept (%v ppm), the panic alarm", a, d.Alarm(), before)
+	}
+	if e := d.sources[0]; e.jumps != 1 {
+		t.Errorf("jumps counted: %d; want 1", e.jumps)
+	}
+}
+
+// TestWaitsForMajority: with five sources configured, the first two to
+// answer do not steer the clock; the third does.
+func TestWaitsForMajority(t *testing.T) {
+	d := New(Config{Sources: 5}, 0)
+	for src := range 3 {
+		a := d.Sample(0, src, Measurement{Offset: 300 * time.Millisecond, Delay: time.Millisecond})
+		if src < 2 && (a.Step != 0 || d.Alarm() != AlarmWaiting) {
+			t.Errorf("after %d sources: %+v, alarm %v; want nothing yet, waiting", src+1, a, d.Alarm())
+		}
+		if src == 2 && (a.Step < 299*time.Millisecond || d.Alarm() != AlarmNone) {
+			t.Errorf("after 3 sources: %+v, alarm %v; want a step of 0.3 s", a, d.Alarm())
+		}
 	}
 }

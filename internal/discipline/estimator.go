@@ -43,8 +43,11 @@ type Measurement struct {
 	// Delay is the round-trip delay.
 	Delay time.Duration
 	// Corrected is the integral, up to At, of every correction the
-	// caller applied to the local clock (see Corrections).
+	// caller applied to the local clock (see Discipline.Corrected).
 	Corrected float64
+	// RootDistance is the server's own distance from its reference:
+	// half its root delay plus its root dispersion.
+	RootDistance time.Duration
 }
 
 // estimator tracks the offset of one source's time from the local clock
@@ -56,10 +59,23 @@ type estimator struct {
 	lastCor float64      // Corrected at the last sample
 	delays  []float64    // recent delays, oldest first, at most delayWindow
 	poll    int8         // the poll interval, log2 seconds
+	// rootDist is the server's root distance in its last sample, s.
+	rootDist float64
+	// truechimer: selected at the last update.
+	truechimer bool
+	// jumps counts the times the source's time jumped (see add).
+	jumps int
 }
 
 // Initial uncertainty: the frequency error of an uncalibrated crystal.
 const initFreqSD = 500e-6
+
+// A jump: an innovation over jumpMin seconds and over jumpSigmas standard
+// deviations of what the filter expected.
+const (
+	jumpMin    = 0.5
+	jumpSigmas = 100
+)
 
 func newEstimator() *estimator {
 	e := &estimator{}
@@ -86,19 +102,40 @@ func (e *estimator) add(m Measurement) float64 {
 			k.p = [2][2]float64{{r, 0}, {0, initFreqSD * initFreqSD}}
 		}
 		e.n, e.last, e.lastCor = 1, m.At, m.Corrected
+		e.rootDist = m.RootDistance.Seconds()
 		return 0
 	}
 	dt := m.At.Sub(e.last).Seconds()
 	corr := m.Corrected - e.lastCor
 	best := e.best()
-	var nis float64
 	for i := range e.bank {
 		e.bank[i].predict(dt, corr)
+	}
+	// A sample so far from the prediction that no delay explains it means
+	// the source's time jumped (or ours did): start the offset afresh
+	// rather than read the jump as drift, which would corrupt the
+	// frequency of every filter.
+	k := &e.bank[best]
+	if innov := z - k.theta; math.Abs(innov) > jumpMin && innov*innov > jumpSigmas*jumpSigmas*(k.p[0][0]+r) {
+		e.jumps++
+		for i := range e.bank {
+			e.bank[i].theta = z
+			e.bank[i].p[0][0] = r
+			e.bank[i].p[0][1], e.bank[i].p[1][0] = 0, 0
+		}
+		e.rootDist = m.RootDistance.Seconds()
+		e.n++
+		e.last, e.lastCor = m.At, m.Corrected
+		return 0
+	}
+	var nis float64
+	for i := range e.bank {
 		v := e.bank[i].update(z, r)
 		if i == best {
 			nis = v
 		}
 	}
+	e.rootDist = m.RootDistance.Seconds()
 	e.n++
 	e.last, e.lastCor = m.At, m.Corrected
 	return nis

@@ -44,7 +44,63 @@ func Scenarios() []Named {
 			})
 		}
 	}
-	return append(ns, behaviour()...)
+	return append(append(ns, behaviour()...), byzantine()...)
+}
+
+// fiveServers is base with five servers, each its own path.
+func fiveServers(seed uint64) Scenario {
+	sc := base(seed)
+	sc.Servers = make([]Server, 5)
+	for i := range sc.Servers {
+		sc.Servers[i] = Server{Network: Network{Base: time.Duration(100+20*i) * time.Microsecond, Jitter: 100 * time.Microsecond}}
+	}
+	return sc
+}
+
+func constant(off float64) func(float64) float64 { return func(float64) float64 { return off } }
+
+// byzantine returns the scenarios with lying, jumping and vanishing
+// servers.
+func byzantine() []Named {
+	v := func(name, desc string, mk func(uint64) Scenario, f func(*Scenario)) Named {
+		return Named{Name: name, Description: desc, Scenario: func(seed uint64) Scenario {
+			sc := mk(seed)
+			f(&sc)
+			return sc
+		}}
+	}
+	return []Named{
+		v("falseticker-1of5", "five servers, one an hour ahead (THREATS D1)", fiveServers, func(sc *Scenario) {
+			sc.Servers[1].Offset = constant(3600)
+		}),
+		v("falsetickers-2of5", "five servers, one an hour ahead, one 3 s behind (THREATS D1)", fiveServers, func(sc *Scenario) {
+			sc.Servers[1].Offset = constant(3600)
+			sc.Servers[3].Offset = constant(-3)
+		}),
+		v("no-majority", "five servers, three of them wrong and each differently: +1 h, +2 s, -3 s (THREATS D2)", fiveServers, func(sc *Scenario) {
+			sc.Servers[0].Offset = constant(3600)
+			sc.Servers[2].Offset = constant(2)
+			sc.Servers[4].Offset = constant(-3)
+		}),
+		v("all-jump-2h", "three servers, all jumping 2 h ahead after 12 hours (THREATS D4)", base, func(sc *Scenario) {
+			sc.Servers = []Server{fiveServers(0).Servers[0], fiveServers(0).Servers[1], fiveServers(0).Servers[2]}
+			for i := range sc.Servers {
+				sc.Servers[i].Offset = func(t float64) float64 {
+					if t >= 12*3600 {
+						return 7200
+					}
+					return 0
+				}
+			}
+		}),
+		v("holdover-1d", "the server unreachable for the whole second day (THREATS F1)", base, func(sc *Scenario) {
+			sc.Servers[0].Down = func(t float64) bool { return t >= 24*3600 }
+		}),
+		v("one-unreachable", "three servers, one never answering (THREATS D9)", base, func(sc *Scenario) {
+			sc.Servers = []Server{fiveServers(0).Servers[0], fiveServers(0).Servers[1], fiveServers(0).Servers[2]}
+			sc.Servers[2].Down = func(float64) bool { return true }
+		}),
+	}
 }
 
 // base is the ordinary case the behaviour scenarios vary: one server 100 µs

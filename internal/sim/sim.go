@@ -41,6 +41,9 @@ type Server struct {
 	// Offset, if set, gives the server's clock minus true time at true
 	// time t (seconds since the start); nil: the server keeps true time.
 	Offset func(t float64) float64
+	// Down, if set, reports whether the server is unreachable at true
+	// time t: requests sent then get no reply.
+	Down func(t float64) bool
 }
 
 // Scenario is one simulated run.
@@ -78,6 +81,16 @@ type Result struct {
 	Converged time.Duration
 	// Samples is how many server replies the discipline took.
 	Samples int
+	// Steps counts the clock steps and Stepped adds them up.
+	Steps   int
+	Stepped time.Duration
+	// Steered counts the adjustments that stepped the clock or set a
+	// frequency correction other than zero.
+	Steered int
+	// Alarm is the discipline's alarm at the end, "" if none, and
+	// Truechimers the servers it selected at its last update.
+	Alarm       string
+	Truechimers []int
 }
 
 // clock is the simulated local clock.
@@ -120,7 +133,11 @@ func Run(sc Scenario) Result {
 	rng := rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x9E3779B97F4A7C15))
 	c := clock{local: sc.InitOffset.Seconds(), f: sc.InitFreq, wander: sc.Wander}
 	monoAt := func() mono.Instant { return mono.Instant(c.mono * 1e9) }
-	d := discipline.New(sc.Discipline, monoAt())
+	dc := sc.Discipline
+	if dc.Sources == 0 {
+		dc.Sources = len(sc.Servers)
+	}
+	d := discipline.New(dc, monoAt())
 	q := &queue{}
 	q.push(event{at: 1, kind: evTick})
 	for i := range sc.Servers {
@@ -141,8 +158,13 @@ func Run(sc Scenario) Result {
 	apply := func(a discipline.Adjustment) {
 		if a.Step != 0 {
 			c.local += a.Step.Seconds()
+			res.Steps++
+			res.Stepped += a.Step
 		}
 		c.a = a.FreqPPM * 1e-6
+		if a.Step != 0 || a.FreqPPM != 0 {
+			res.Steered++
+		}
 		wake = 0
 		if a.Wake != 0 {
 			// The monotonic clock runs at the clock's rate; 1 ns more, so
@@ -187,7 +209,7 @@ func Run(sc Scenario) Result {
 			q.push(event{at: now + poll.Seconds(), kind: evPoll, srv: ev.srv})
 			up, ok1 := oneWay(rng, s.Network, true)
 			down, ok2 := oneWay(rng, s.Network, false)
-			if !ok1 || !ok2 {
+			if !ok1 || !ok2 || s.Down != nil && s.Down(now) {
 				continue
 			}
 			t2 := now + up
@@ -207,6 +229,14 @@ func Run(sc Scenario) Result {
 			if ev.at == wake {
 				apply(d.HandleTimer(monoAt()))
 			}
+		}
+	}
+	if a := d.Alarm(); a != discipline.AlarmNone {
+		res.Alarm = a.String()
+	}
+	for i := range sc.Servers {
+		if d.Truechimer(i) {
+			res.Truechimers = append(res.Truechimers, i)
 		}
 	}
 	if n > 0 {

@@ -3,6 +3,7 @@ package sim
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -10,11 +11,11 @@ import (
 func TestRunIsDeterministic(t *testing.T) {
 	sc := ChronyModel(7, 1e-8, time.Millisecond, 64*time.Second, 2)
 	a, b := Run(sc), Run(sc)
-	if a != b {
+	if !reflect.DeepEqual(a, b) {
 		t.Errorf("same seed, two results: %+v and %+v", a, b)
 	}
 	sc.Seed = 8
-	if c := Run(sc); c == a {
+	if c := Run(sc); reflect.DeepEqual(c, a) {
 		t.Errorf("seeds 7 and 8 gave the same result %+v", c)
 	}
 }
@@ -166,5 +167,57 @@ func TestBehaviour(t *testing.T) {
 	}
 	if seen != len(limits) {
 		t.Errorf("%d of the %d scenarios with limits exist", seen, len(limits))
+	}
+}
+
+func named(t *testing.T, name string) Named {
+	t.Helper()
+	for _, n := range Scenarios() {
+		if n.Name == name {
+			return n
+		}
+	}
+	t.Fatalf("no scenario %s", name)
+	return Named{}
+}
+
+// TestByzantine: lying, jumping and vanishing servers (THREATS D1, D2, D4,
+// D9, F1), each for 4 seeds.
+func TestByzantine(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		for _, name := range []string{"falseticker-1of5", "falsetickers-2of5"} {
+			r := Run(named(t, name).Scenario(seed))
+			if r.RMSOffset > 100*time.Microsecond || r.Steps != 0 || r.Alarm != "" {
+				t.Errorf("%s seed %d: RMS %v, %d steps, alarm %q; want under 100 µs, none, none", name, seed, r.RMSOffset, r.Steps, r.Alarm)
+			}
+			for _, i := range r.Truechimers {
+				if i == 1 || name == "falsetickers-2of5" && i == 3 {
+					t.Errorf("%s seed %d: falseticker %d selected (truechimers %v)", name, seed, i, r.Truechimers)
+				}
+			}
+			if len(r.Truechimers) < 3 {
+				t.Errorf("%s seed %d: truechimers %v; want the 3 or 4 good servers", name, seed, r.Truechimers)
+			}
+		}
+		r := Run(named(t, "no-majority").Scenario(seed))
+		if r.Steered != 0 || r.Alarm != "no majority of the sources agree" || len(r.Truechimers) != 0 {
+			t.Errorf("no-majority seed %d: steered %d times, alarm %q, truechimers %v; want never, no majority, none",
+				seed, r.Steered, r.Alarm, r.Truechimers)
+		}
+		r = Run(named(t, "all-jump-2h").Scenario(seed))
+		if r.Steps != 0 || r.Alarm != "offset beyond the panic threshold" || r.MaxOffset > 100*time.Millisecond {
+			t.Errorf("all-jump-2h seed %d: %d steps, alarm %q, largest offset %v on day 2; want no step, the panic alarm, holdover under 100 ms",
+				seed, r.Steps, r.Alarm, r.MaxOffset)
+		}
+		// A day of holdover with a wander of 1e-9: the offset's spread
+		// after t seconds is 1e-9·t^1.5/√3, 15 ms after a day.
+		r = Run(named(t, "holdover-1d").Scenario(seed))
+		if r.Steps != 0 || r.MaxOffset > 60*time.Millisecond {
+			t.Errorf("holdover-1d seed %d: %d steps, largest offset %v; want no step, under 60 ms", seed, r.Steps, r.MaxOffset)
+		}
+		r = Run(named(t, "one-unreachable").Scenario(seed))
+		if r.RMSOffset > 100*time.Microsecond || !reflect.DeepEqual(r.Truechimers, []int{0, 1}) {
+			t.Errorf("one-unreachable seed %d: RMS %v, truechimers %v; want under 100 µs, [0 1]", seed, r.RMSOffset, r.Truechimers)
+		}
 	}
 }

@@ -1,0 +1,69 @@
+package discipline
+
+import (
+	"math"
+	"slices"
+)
+
+// candidate is one source's estimate as selection sees it.
+type candidate struct {
+	src       int
+	theta     float64 // offset estimate, s
+	nu        float64 // drift estimate, s/s
+	varTheta  float64
+	lo, hi    float64 // correctness interval
+	truechime bool
+}
+
+// interval returns the correctness interval of an estimate: the true time
+// lies within half the path's minimum delay of what any sample measured
+// (the most an asymmetric path can shift it), plus the server's own root
+// distance, plus three standard deviations of the estimate.
+func interval(theta, varTheta, minDelay, rootDist float64) (lo, hi float64) {
+	r := minDelay/2 + rootDist + 3*math.Sqrt(varTheta)
+	return theta - r, theta + r
+}
+
+// selectTruechimers marks the candidates whose intervals share a point
+// with those of a majority of all candidates (Marzullo's algorithm, as
+// RFC 5905 §11.2.1 uses it): for f = 0, 1, ... while f < n/2, it looks
+// for a point that at least n-f intervals contain; the candidates whose
+// intervals contain it are the truechimers. It reports whether a
+// majority was found; if not, no candidate is marked.
+func selectTruechimers(cs []candidate) bool {
+	n := len(cs)
+	type edge struct {
+		at   float64
+		kind int // -1 a lower end, +1 an upper end
+	}
+	edges := make([]edge, 0, 2*n)
+	for _, c := range cs {
+		edges = append(edges, edge{c.lo, -1}, edge{c.hi, +1})
+	}
+	// Lower ends before upper ends at the same point: touching
+	// intervals intersect.
+	slices.SortFunc(edges, func(a, b edge) int {
+		if a.at != b.at {
+			if a.at < b.at {
+				return -1
+			}
+			return 1
+		}
+		return a.kind - b.kind
+	})
+	for f := 0; 2*f < n; f++ {
+		need := n - f
+		depth := 0
+		for _, e := range edges {
+			depth -= e.kind
+			if e.kind == -1 && depth >= need {
+				point := e.at
+				for i := range cs {
+					cs[i].truechime = cs[i].lo <= point && point <= cs[i].hi
+				}
+				return true
+			}
+		}
+	}
+	return false
+}
