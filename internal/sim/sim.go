@@ -15,10 +15,14 @@ package sim
 import (
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/discipline"
 	"github.com/meridian-ntp/meridian/internal/mono"
+	"github.com/meridian-ntp/meridian/internal/ntp"
+	"github.com/meridian-ntp/meridian/internal/server"
+	"github.com/meridian-ntp/meridian/internal/source"
 )
 
 // Network is the delay model of the path to a server.
@@ -44,6 +48,8 @@ type Server struct {
 	// Down, if set, reports whether the server is unreachable at true
 	// time t: requests sent then get no reply.
 	Down func(t float64) bool
+	// Leap, if set, is the leap indicator the server sends at true time t.
+	Leap func(t float64) ntp.Leap
 }
 
 // Scenario is one simulated run.
@@ -56,9 +62,14 @@ type Scenario struct {
 	// InitFreq is the oscillator's initial frequency error (s/s) and
 	// Wander its random-walk step per second.
 	InitFreq, Wander float64
-	// Servers are polled every Poll; 0: as the discipline asks.
-	Servers []Server
-	Poll    time.Duration
+	// Servers are polled every Poll; 0: as the discipline asks. The
+	// client starts with a burst of requests (iburst) unless NoIBurst.
+	Servers  []Server
+	Poll     time.Duration
+	NoIBurst bool
+	// Start is the true time at which the run starts (default
+	// 2026-01-01 00:00:00 UTC): packets carry NTP timestamps of it.
+	Start time.Time
 	// Discipline configures the discipline under test.
 	Discipline discipline.Config
 	// Converge is the offset within which the clock counts as converged
@@ -79,8 +90,9 @@ type Result struct {
 	// Converged is when the clock's offset first came within
 	// Scenario.Converge of true time, or -1 if it never did.
 	Converged time.Duration
-	// Samples is how many server replies the discipline took.
-	Samples int
+	// Samples is how many server replies the discipline took, Refused
+	// how many the client's checks turned down.
+	Samples, Refused int
 	// Steps counts the clock steps and Stepped adds them up.
 	Steps   int
 	Stepped time.Duration
@@ -123,9 +135,24 @@ type event struct {
 	at   float64 // true time
 	kind int
 	srv  int
-	// For replies: the request's local send time and the server's
-	// timestamp.
-	t1, t2 float64
+	pkt  []byte // a reply on its way to the client
+}
+
+// defaultStart is Scenario.Start's default.
+var defaultStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ntpAt returns the NTP timestamp of s seconds after start.
+func ntpAt(start time.Time, s float64) ntp.Time {
+	return ntp.TimeFrom(start.Add(time.Duration(math.Round(s * 1e9))))
+}
+
+// simServer is a simulated server: Meridian's own responder, serving at
+// stratum 1.
+type simServer struct {
+	Server
+	resp  *server.Responder
+	addr  netip.Addr
+	assoc *source.Association
 }
 
 // Run runs the scenario and returns its statistics.
@@ -138,12 +165,22 @@ func Run(sc Scenario) Result {
 		dc.Sources = len(sc.Servers)
 	}
 	d := discipline.New(dc, monoAt())
+	start := sc.Start
+	if start.IsZero() {
+		start = defaultStart
+	}
 	q := &queue{}
 	q.push(event{at: 1, kind: evTick})
+	srvs := make([]simServer, len(sc.Servers))
 	for i := range sc.Servers {
+		srvs[i] = simServer{Server: sc.Servers[i], resp: server.NewResponder(server.Config{}),
+			addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}),
+			assoc: source.NewAssociation(source.AssocConfig{IBurst: !sc.NoIBurst},
+				rand.New(rand.NewPCG(sc.Seed+uint64(i)+1, 0x5EED)), monoAt())}
 		// Stagger the first polls over the first second.
 		q.push(event{at: float64(i+1) / float64(len(sc.Servers)+1), kind: evPoll, srv: i})
 	}
+	buf := make([]byte, 48)
 	end, skip := sc.Duration.Seconds(), sc.Skip.Seconds()
 	now := 0.0
 	var res Result
@@ -201,30 +238,48 @@ func Run(sc Scenario) Result {
 			c.f += c.wander * rng.NormFloat64()
 			q.push(event{at: now + 1, kind: evTick})
 		case evPoll:
-			s := sc.Servers[ev.srv]
+			ss := &srvs[ev.srv]
 			poll := sc.Poll
 			if poll == 0 {
 				poll = d.Poll(ev.srv)
 			}
-			q.push(event{at: now + poll.Seconds(), kind: evPoll, srv: ev.srv})
-			up, ok1 := oneWay(rng, s.Network, true)
-			down, ok2 := oneWay(rng, s.Network, false)
-			if !ok1 || !ok2 || s.Down != nil && s.Down(now) {
+			req := ss.assoc.HandleTimer(monoAt(), ntpAt(start, c.local), poll, buf)
+			// The association's timer runs on the monotonic clock, which
+			// runs at the clock's rate.
+			q.push(event{at: now + max(0, float64(ss.assoc.Next())/1e9-c.mono)/(1+c.rate()) + 1e-9, kind: evPoll, srv: ev.srv})
+			if req == nil {
+				continue
+			}
+			up, ok1 := oneWay(rng, ss.Network, true)
+			down, ok2 := oneWay(rng, ss.Network, false)
+			if !ok1 || !ok2 || ss.Down != nil && ss.Down(now) {
 				continue
 			}
 			t2 := now + up
-			if s.Offset != nil {
-				t2 += s.Offset(t2)
+			if ss.Offset != nil {
+				t2 += ss.Offset(t2)
 			}
-			q.push(event{at: now + up + down, kind: evReply, srv: ev.srv, t1: c.local, t2: t2})
+			st := ss.state(start, t2)
+			rx := ntpAt(start, t2)
+			resp := make([]byte, 48)
+			n, _ := ss.resp.Respond(mono.Instant((now+up)*1e9), st, netip.AddrFrom4([4]byte{198, 51, 100, 1}), rx, req, resp)
+			if n == 0 {
+				continue
+			}
+			server.StampTransmit(resp, rx)
+			q.push(event{at: now + up + down, kind: evReply, srv: ev.srv, pkt: resp[:n]})
 		case evReply:
-			t4 := c.local
-			offset := ((ev.t2 - ev.t1) + (ev.t2 - t4)) / 2
-			delay := t4 - ev.t1
+			ss := &srvs[ev.srv]
+			smp, err := ss.assoc.HandleResponse(monoAt(), ev.pkt, ntpAt(start, c.local))
+			if err != nil {
+				res.Refused++
+				continue
+			}
 			at := monoAt()
 			res.Samples++
-			apply(d.Sample(at, ev.srv, discipline.Measurement{At: at,
-				Offset: time.Duration(offset * 1e9), Delay: time.Duration(delay * 1e9), Corrected: d.Corrected(at)}))
+			h := smp.Header
+			apply(d.Sample(at, ev.srv, discipline.Measurement{At: at, Offset: smp.Offset, Delay: smp.Delay,
+				Corrected: d.Corrected(at), RootDistance: h.RootDelay.Duration()/2 + h.RootDisp.Duration()}))
 		case evWake:
 			if ev.at == wake {
 				apply(d.HandleTimer(monoAt()))
@@ -261,4 +316,15 @@ func oneWay(rng *rand.Rand, n Network, up bool) (float64, bool) {
 		}
 	}
 	return d, true
+}
+
+// state returns the state the server serves at true time t: stratum 1,
+// synchronized to a GPS receiver, its reference time t itself.
+func (s *simServer) state(start time.Time, t float64) *server.State {
+	leap := ntp.LeapNone
+	if s.Leap != nil {
+		leap = s.Leap(t)
+	}
+	return &server.State{Leap: leap, Stratum: 1, Precision: -20, RefID: ntp.RefID{'G', 'P', 'S', 0},
+		Reference: ntpAt(start, t)}
 }
