@@ -96,6 +96,14 @@ func byzantine() []Named {
 		v("holdover-1d", "the server unreachable for the whole second day (THREATS F1)", base, func(sc *Scenario) {
 			sc.Servers[0].Down = func(t float64) bool { return t >= 24*3600 }
 		}),
+		v("era-2036", "a day across the NTP era boundary, 2036-02-07 06:28:16 UTC (THREATS A8, E6)", base, func(sc *Scenario) {
+			sc.Start = time.Date(2036, 2, 6, 0, 0, 0, 0, time.UTC) // the boundary 30.5 h in, on the second day
+			sc.InitOffset = 2 * time.Second
+		}),
+		v("time_t-2038", "a day across 2038-01-19 03:14:08 UTC, where a 32-bit time_t ends (THREATS E6)", base, func(sc *Scenario) {
+			sc.Start = time.Date(2038, 1, 18, 0, 0, 0, 0, time.UTC) // 27.2 h in
+			sc.InitOffset = -2 * time.Second
+		}),
 		v("one-unreachable", "three servers, one never answering (THREATS D9)", base, func(sc *Scenario) {
 			sc.Servers = []Server{fiveServers(0).Servers[0], fiveServers(0).Servers[1], fiveServers(0).Servers[2]}
 			sc.Servers[2].Down = func(float64) bool { return true }

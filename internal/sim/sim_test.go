@@ -215,6 +215,13 @@ func TestByzantine(t *testing.T) {
 		if r.Steps != 0 || r.MaxOffset > 60*time.Millisecond {
 			t.Errorf("holdover-1d seed %d: %d steps, largest offset %v; want no step, under 60 ms", seed, r.Steps, r.MaxOffset)
 		}
+		for _, name := range []string{"era-2036", "time_t-2038"} {
+			r = Run(named(t, name).Scenario(seed))
+			if r.RMSOffset > 100*time.Microsecond || r.Steps != 1 || r.Refused != 0 {
+				t.Errorf("%s seed %d: RMS %v, %d steps, %d replies refused; want under 100 µs, the one initial step, none",
+					name, seed, r.RMSOffset, r.Steps, r.Refused)
+			}
+		}
 		r = Run(named(t, "one-unreachable").Scenario(seed))
 		if r.RMSOffset > 100*time.Microsecond || !reflect.DeepEqual(r.Truechimers, []int{0, 1}) {
 			t.Errorf("one-unreachable seed %d: RMS %v, truechimers %v; want under 100 µs, [0 1]", seed, r.RMSOffset, r.Truechimers)
