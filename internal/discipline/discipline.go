@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/mono"
+	"github.com/meridian-ntp/meridian/internal/ntp"
 )
 
 // Config configures a Discipline. Zero fields take the documented
@@ -101,6 +102,10 @@ type Adjustment struct {
 	// Wake, if not zero, is when HandleTimer must be called (the end of a
 	// slew).
 	Wake mono.Instant
+	// Leap is the leap second the kernel must be armed for now:
+	// LeapInsert or LeapDelete at the end of the current UTC day, or
+	// LeapNone (disarm).
+	Leap ntp.Leap
 }
 
 // Discipline turns the samples of its sources into corrections of the
@@ -120,6 +125,7 @@ type Discipline struct {
 	updates int
 	alarm   Alarm
 	offset  float64 // the last combined offset estimate, s
+	leap    ntp.Leap
 }
 
 // New returns a Discipline with no sources, taking no correction yet, at
@@ -153,7 +159,41 @@ func (d *Discipline) Sample(now mono.Instant, src int, m Measurement) Adjustment
 	}
 	e.add(m)
 	e.adaptPoll(d.cfg.MinPoll, d.cfg.MaxPoll)
-	return d.update(now)
+	a := d.update(now)
+	d.leap = d.leapVote(m.UTC)
+	a.Leap = d.leap
+	return a
+}
+
+// leapVote returns the leap second to arm at utc: the one more than half
+// of the truechimers announce, and only on the last day of a month (RFC
+// 5905 §7.3, and THREATS E1-E3: one source, or a minority, cannot make
+// the clock leap, and no announcement arms the kernel before the day the
+// leap can happen).
+func (d *Discipline) leapVote(utc time.Time) ntp.Leap {
+	if utc.IsZero() || utc.UTC().AddDate(0, 0, 1).Day() != 1 {
+		return ntp.LeapNone
+	}
+	var n, ins, del int
+	for _, e := range d.sources {
+		if !e.truechimer {
+			continue
+		}
+		n++
+		switch e.leap {
+		case ntp.LeapInsert:
+			ins++
+		case ntp.LeapDelete:
+			del++
+		}
+	}
+	switch {
+	case 2*ins > n:
+		return ntp.LeapInsert
+	case 2*del > n:
+		return ntp.LeapDelete
+	}
+	return ntp.LeapNone
 }
 
 // Poll returns the interval at which source src should be polled now.
@@ -175,7 +215,7 @@ func (d *Discipline) HandleTimer(now mono.Instant) Adjustment {
 }
 
 func (d *Discipline) adjustment() Adjustment {
-	a := Adjustment{FreqPPM: d.freq * 1e6}
+	a := Adjustment{FreqPPM: d.freq * 1e6, Leap: d.leap}
 	if d.slewing {
 		a.Wake = d.slewEnd
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/mono"
+	"github.com/meridian-ntp/meridian/internal/ntp"
 )
 
 // TestKalmanLearnsDrift feeds exact measurements of an offset drifting at
@@ -173,5 +174,37 @@ func TestWaitsForMajority(t *testing.T) {
 		if src == 2 && (a.Step < 299*time.Millisecond || d.Alarm() != AlarmNone) {
 			t.Errorf("after 3 sources: %+v, alarm %v; want a step of 0.3 s", a, d.Alarm())
 		}
+	}
+}
+
+func TestLeapVote(t *testing.T) {
+	d := New(Config{Sources: 3}, 0)
+	for src, leap := range []ntp.Leap{ntp.LeapInsert, ntp.LeapInsert, ntp.LeapNone} {
+		d.Sample(0, src, Measurement{Delay: time.Millisecond, Leap: leap})
+	}
+	for _, tt := range []struct {
+		utc  time.Time
+		want ntp.Leap
+	}{
+		{time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC), ntp.LeapInsert},
+		{time.Date(2026, 6, 29, 23, 59, 59, 0, time.UTC), ntp.LeapNone},
+		{time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC), ntp.LeapInsert},
+		{time.Date(2026, 2, 28, 1, 0, 0, 0, time.UTC), ntp.LeapInsert},
+		{time.Date(2028, 2, 28, 1, 0, 0, 0, time.UTC), ntp.LeapNone},
+		{time.Date(2028, 2, 29, 1, 0, 0, 0, time.UTC), ntp.LeapInsert},
+		{time.Date(2026, 7, 1, 0, 30, 0, 0, time.FixedZone("UTC+1", 3600)), ntp.LeapInsert}, // 23:30 UTC on June 30
+		{time.Time{}, ntp.LeapNone},
+	} {
+		if got := d.leapVote(tt.utc); got != tt.want {
+			t.Errorf("leapVote(%v) = %v; want %v", tt.utc, got, tt.want)
+		}
+	}
+	// One of three announcing is a minority.
+	d = New(Config{Sources: 3}, 0)
+	for src, leap := range []ntp.Leap{ntp.LeapDelete, ntp.LeapNone, ntp.LeapNone} {
+		d.Sample(0, src, Measurement{Delay: time.Millisecond, Leap: leap})
+	}
+	if got := d.leapVote(time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC)); got != ntp.LeapNone {
+		t.Errorf("one of three announcing a deletion: %v; want none", got)
 	}
 }

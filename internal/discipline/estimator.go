@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/mono"
+	"github.com/meridian-ntp/meridian/internal/ntp"
 )
 
 // wanderLevels are the frequency wanders, in s/s per square root of a
@@ -48,6 +49,11 @@ type Measurement struct {
 	// RootDistance is the server's own distance from its reference:
 	// half its root delay plus its root dispersion.
 	RootDistance time.Duration
+	// Leap is the leap indicator of the server's reply.
+	Leap ntp.Leap
+	// UTC is the local clock's reading at the sample, as a time: it
+	// tells which day a leap second may be armed on.
+	UTC time.Time
 }
 
 // estimator tracks the offset of one source's time from the local clock
@@ -65,6 +71,8 @@ type estimator struct {
 	truechimer bool
 	// jumps counts the times the source's time jumped (see add).
 	jumps int
+	// leap is the leap indicator of the last sample.
+	leap ntp.Leap
 }
 
 // Initial uncertainty: the frequency error of an uncalibrated crystal.
@@ -88,6 +96,7 @@ func newEstimator() *estimator {
 // add folds in a measurement and returns its normalised innovation in
 // the leading filter (0 for the first sample).
 func (e *estimator) add(m Measurement) float64 {
+	e.leap = m.Leap
 	z := m.Offset.Seconds()
 	d := m.Delay.Seconds()
 	e.delays = append(e.delays, d)

@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/meridian-ntp/meridian/internal/ntp"
 )
 
 // Named is a scenario by name, with chrony 4.3's RMS offset in the same
@@ -44,7 +46,64 @@ func Scenarios() []Named {
 			})
 		}
 	}
-	return append(append(ns, behaviour()...), byzantine()...)
+	return append(append(append(ns, behaviour()...), byzantine()...), leaps()...)
+}
+
+// threeServers is base with three servers.
+func threeServers(seed uint64) Scenario {
+	sc := base(seed)
+	sc.Servers = fiveServers(seed).Servers[:3]
+	return sc
+}
+
+// leapDay sets sc to start at noon the day before the last day of June
+// 2026, with a leap second of kind at the end of June, announced by the
+// servers listed during the last day.
+func leapDay(sc *Scenario, kind ntp.Leap, announcers ...int) {
+	sc.Start = time.Date(2026, 6, 29, 12, 0, 0, 0, time.UTC)
+	sc.LeapAt, sc.Leap = 36*time.Hour, kind
+	for _, i := range announcers {
+		sc.Servers[i].Leap = func(t float64) ntp.Leap {
+			if t >= 12*3600 && t < 36*3600 {
+				return kind
+			}
+			return ntp.LeapNone
+		}
+	}
+}
+
+// leaps returns the leap second scenarios.
+func leaps() []Named {
+	v := func(name, desc string, f func(*Scenario)) Named {
+		return Named{Name: name, Description: desc, Scenario: func(seed uint64) Scenario {
+			sc := threeServers(seed)
+			f(&sc)
+			return sc
+		}}
+	}
+	return []Named{
+		v("leap-insert", "three servers announce a leap second at the end of June, and insert it (THREATS E1)", func(sc *Scenario) {
+			leapDay(sc, ntp.LeapInsert, 0, 1, 2)
+		}),
+		v("leap-delete", "three servers announce a deleted second at the end of June, and skip it (THREATS E2)", func(sc *Scenario) {
+			leapDay(sc, ntp.LeapDelete, 0, 1, 2)
+		}),
+		v("leap-minority", "one server of three announces a leap second that does not happen (THREATS E3)", func(sc *Scenario) {
+			leapDay(sc, ntp.LeapInsert, 1)
+			sc.LeapAt = 0
+		}),
+		v("leap-wrong-day", "three servers announce a leap second on June 15, not the last day of a month (THREATS E3)", func(sc *Scenario) {
+			sc.Start = time.Date(2026, 6, 14, 12, 0, 0, 0, time.UTC)
+			for i := range sc.Servers {
+				sc.Servers[i].Leap = func(t float64) ntp.Leap {
+					if t >= 12*3600 && t < 36*3600 {
+						return ntp.LeapInsert
+					}
+					return ntp.LeapNone
+				}
+			}
+		}),
+	}
 }
 
 // fiveServers is base with five servers, each its own path.

@@ -70,6 +70,12 @@ type Scenario struct {
 	// Start is the true time at which the run starts (default
 	// 2026-01-01 00:00:00 UTC): packets carry NTP timestamps of it.
 	Start time.Time
+	// LeapAt, if not zero, is when (after Start) a leap second of kind
+	// Leap happens: UTC, and with it every server's time and the time the
+	// client must keep, goes back a second (LeapInsert) or forward one
+	// (LeapDelete). LeapAt must be a UTC midnight.
+	LeapAt time.Duration
+	Leap   ntp.Leap
 	// Discipline configures the discipline under test.
 	Discipline discipline.Config
 	// Converge is the offset within which the clock counts as converged
@@ -99,6 +105,9 @@ type Result struct {
 	// Steered counts the adjustments that stepped the clock or set a
 	// frequency correction other than zero.
 	Steered int
+	// LeapsApplied counts the leap seconds the client's clock made, as
+	// the kernel would, armed by the discipline.
+	LeapsApplied int
 	// Alarm is the discipline's alarm at the end, "" if none, and
 	// Truechimers the servers it selected at its last update.
 	Alarm       string
@@ -181,6 +190,42 @@ func Run(sc Scenario) Result {
 		q.push(event{at: float64(i+1) / float64(len(sc.Servers)+1), kind: evPoll, srv: i})
 	}
 	buf := make([]byte, 48)
+	// utc returns the UTC time the clock should read at true time t:
+	// true time shifted by the leap second once it has happened.
+	leapAt := sc.LeapAt.Seconds()
+	utc := func(t float64) float64 {
+		if sc.LeapAt > 0 && t >= leapAt {
+			switch sc.Leap {
+			case ntp.LeapInsert:
+				return t - 1
+			case ntp.LeapDelete:
+				return t + 1
+			}
+		}
+		return t
+	}
+	var armed ntp.Leap
+	leaps := 0
+	// kernelLeap makes the leap second the kernel would make, armed,
+	// when the local clock passes the end of its UTC day: it repeats the
+	// day's last second for an insertion, skips it for a deletion.
+	startUnix := float64(start.Unix())
+	kernelLeap := func(before float64) {
+		if armed == ntp.LeapNone {
+			return
+		}
+		end := math.Floor((startUnix+before)/86400+1)*86400 - startUnix
+		switch {
+		case armed == ntp.LeapInsert && c.local >= end:
+			c.local--
+		case armed == ntp.LeapDelete && c.local >= end-1:
+			c.local++
+		default:
+			return
+		}
+		armed = ntp.LeapNone
+		leaps++
+	}
 	end, skip := sc.Duration.Seconds(), sc.Skip.Seconds()
 	now := 0.0
 	var res Result
@@ -199,6 +244,7 @@ func Run(sc Scenario) Result {
 			res.Stepped += a.Step
 		}
 		c.a = a.FreqPPM * 1e-6
+		armed = a.Leap
 		if a.Step != 0 || a.FreqPPM != 0 {
 			res.Steered++
 		}
@@ -216,15 +262,24 @@ func Run(sc Scenario) Result {
 		if ev.at >= end {
 			break
 		}
+		before := c.local
 		c.advance(ev.at - now)
 		now = ev.at
+		kernelLeap(before)
 		switch ev.kind {
 		case evTick:
-			if res.Converged < 0 && math.Abs(c.local-now) <= converge {
+			if res.Converged < 0 && math.Abs(c.local-utc(now)) <= converge {
 				res.Converged = time.Duration(now * 1e9)
 			}
 			if now >= skip {
-				off := c.local - now
+				off := c.local - utc(now)
+				// Within a second of the leap, UTC is ambiguous: the client's
+				// leap happens when its own clock reaches midnight, a few
+				// microseconds from true midnight, and a tick may fall
+				// between the two.
+				if sc.LeapAt > 0 && math.Abs(now-leapAt) < 1 && math.Abs(c.local-now) < math.Abs(off) {
+					off = c.local - now
+				}
 				sum2 += off * off
 				if wake == 0 {
 					fsum2 += c.rate() * c.rate()
@@ -255,11 +310,11 @@ func Run(sc Scenario) Result {
 			if !ok1 || !ok2 || ss.Down != nil && ss.Down(now) {
 				continue
 			}
-			t2 := now + up
+			t2 := utc(now + up)
 			if ss.Offset != nil {
-				t2 += ss.Offset(t2)
+				t2 += ss.Offset(now + up)
 			}
-			st := ss.state(start, t2)
+			st := ss.state(start, now+up, t2)
 			rx := ntpAt(start, t2)
 			resp := make([]byte, 48)
 			n, _ := ss.resp.Respond(mono.Instant((now+up)*1e9), st, netip.AddrFrom4([4]byte{198, 51, 100, 1}), rx, req, resp)
@@ -279,13 +334,15 @@ func Run(sc Scenario) Result {
 			res.Samples++
 			h := smp.Header
 			apply(d.Sample(at, ev.srv, discipline.Measurement{At: at, Offset: smp.Offset, Delay: smp.Delay,
-				Corrected: d.Corrected(at), RootDistance: h.RootDelay.Duration()/2 + h.RootDisp.Duration()}))
+				Corrected: d.Corrected(at), RootDistance: h.RootDelay.Duration()/2 + h.RootDisp.Duration(),
+				Leap: h.Leap, UTC: start.Add(time.Duration(c.local * 1e9))}))
 		case evWake:
 			if ev.at == wake {
 				apply(d.HandleTimer(monoAt()))
 			}
 		}
 	}
+	res.LeapsApplied = leaps
 	if a := d.Alarm(); a != discipline.AlarmNone {
 		res.Alarm = a.String()
 	}
@@ -318,13 +375,14 @@ func oneWay(rng *rand.Rand, n Network, up bool) (float64, bool) {
 	return d, true
 }
 
-// state returns the state the server serves at true time t: stratum 1,
-// synchronized to a GPS receiver, its reference time t itself.
-func (s *simServer) state(start time.Time, t float64) *server.State {
+// state returns the state the server serves at true time t, when its
+// clock reads own: stratum 1, synchronized to a GPS receiver, its
+// reference time its own time.
+func (s *simServer) state(start time.Time, t, own float64) *server.State {
 	leap := ntp.LeapNone
 	if s.Leap != nil {
 		leap = s.Leap(t)
 	}
 	return &server.State{Leap: leap, Stratum: 1, Precision: -20, RefID: ntp.RefID{'G', 'P', 'S', 0},
-		Reference: ntpAt(start, t)}
+		Reference: ntpAt(start, own)}
 }

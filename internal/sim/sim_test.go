@@ -228,3 +228,22 @@ func TestByzantine(t *testing.T) {
 		}
 	}
 }
+
+// TestLeapSeconds: THREATS E1-E3. An announced leap second is made once,
+// at the end of the last day of the month, and the clock stays with UTC
+// through it; a minority's announcement, or one on another day, makes
+// none.
+func TestLeapSeconds(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		for _, c := range []struct {
+			name  string
+			leaps int
+		}{{"leap-insert", 1}, {"leap-delete", 1}, {"leap-minority", 0}, {"leap-wrong-day", 0}} {
+			r := Run(named(t, c.name).Scenario(seed))
+			if r.LeapsApplied != c.leaps || r.MaxOffset > time.Millisecond || r.Steps != 0 {
+				t.Errorf("%s seed %d: %d leaps, largest offset %v, %d steps; want %d, under 1 ms, none",
+					c.name, seed, r.LeapsApplied, r.MaxOffset, r.Steps, c.leaps)
+			}
+		}
+	}
+}
