@@ -208,3 +208,17 @@ func TestLeapVote(t *testing.T) {
 		t.Errorf("one of three announcing a deletion: %v; want none", got)
 	}
 }
+
+// TestMinSources: THREATS D3. With MinSources 2, one source alone never
+// steers the clock; a second that agrees does.
+func TestMinSources(t *testing.T) {
+	d := New(Config{MinSources: 2}, 0)
+	a := d.Sample(0, 0, Measurement{Offset: 300 * time.Millisecond, Delay: time.Millisecond})
+	if a.Step != 0 || a.FreqPPM != 0 || d.Alarm() != AlarmTooFew {
+		t.Errorf("one source: %+v, alarm %v; want nothing, too few", a, d.Alarm())
+	}
+	a = d.Sample(0, 1, Measurement{Offset: 300 * time.Millisecond, Delay: time.Millisecond})
+	if a.Step < 299*time.Millisecond || d.Alarm() != AlarmNone {
+		t.Errorf("two agreeing sources: %+v, alarm %v; want a step of 0.3 s", a, d.Alarm())
+	}
+}
