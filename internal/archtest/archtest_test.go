@@ -16,6 +16,7 @@ var coreDirs = [...]string{
 	"internal/source",
 	"internal/discipline",
 	"internal/server",
+	"internal/engine",
 }
 
 // TestCore checks the repository's core packages with one go list call.

@@ -165,6 +165,21 @@ func (d *Discipline) Sample(now mono.Instant, src int, m Measurement) Adjustment
 	return a
 }
 
+// Synced reports whether the clock is being steered from its sources:
+// it has been updated at least once and no alarm stands.
+func (d *Discipline) Synced() bool { return d.updates > 0 && d.alarm == AlarmNone }
+
+// Estimate returns source src's offset estimate at now and its standard
+// deviation, in seconds, and whether it has any.
+func (d *Discipline) Estimate(now mono.Instant, src int) (theta, sd float64, ok bool) {
+	e := d.sources[src]
+	if e == nil {
+		return 0, 0, false
+	}
+	t, _, vt, _ := e.estimate(now, d.Corrected(now))
+	return t, math.Sqrt(vt), true
+}
+
 // leapVote returns the leap second to arm at utc: the one more than half
 // of the truechimers announce, and only on the last day of a month (RFC
 // 5905 §7.3, and THREATS E1-E3: one source, or a minority, cannot make
@@ -174,6 +189,13 @@ func (d *Discipline) leapVote(utc time.Time) ntp.Leap {
 	if utc.IsZero() || utc.UTC().AddDate(0, 0, 1).Day() != 1 {
 		return ntp.LeapNone
 	}
+	return d.LeapAnnounced()
+}
+
+// LeapAnnounced returns the leap second more than half of the
+// truechimers announce, whatever the day: what a server passes on to its
+// clients.
+func (d *Discipline) LeapAnnounced() ntp.Leap {
 	var n, ins, del int
 	for _, e := range d.sources {
 		if !e.truechimer {

@@ -1,7 +1,8 @@
 // Package sim is a deterministic simulator of an NTP client: true time, a
 // local oscillator whose frequency wanders, a network with random delays,
-// and servers, driving the real clock discipline (package discipline) in
-// virtual time. A seed makes every run repeatable; days of operation take
+// and servers, driving the real client (package engine: the associations
+// and the clock discipline) against Meridian's own server code (package
+// server) in virtual time, with real NTP packets between them. A seed makes every run repeatable; days of operation take
 // a second or two.
 //
 // The model is that of chrony's clknetsim as the chrony project used it
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/discipline"
+	"github.com/meridian-ntp/meridian/internal/engine"
 	"github.com/meridian-ntp/meridian/internal/mono"
 	"github.com/meridian-ntp/meridian/internal/ntp"
 	"github.com/meridian-ntp/meridian/internal/server"
@@ -135,9 +137,8 @@ func (c *clock) advance(dt float64) {
 // event kinds.
 const (
 	evTick = iota
-	evPoll
+	evTimer
 	evReply
-	evWake
 )
 
 type event struct {
@@ -159,9 +160,7 @@ func ntpAt(start time.Time, s float64) ntp.Time {
 // stratum 1.
 type simServer struct {
 	Server
-	resp  *server.Responder
-	addr  netip.Addr
-	assoc *source.Association
+	resp *server.Responder
 }
 
 // Run runs the scenario and returns its statistics.
@@ -169,11 +168,6 @@ func Run(sc Scenario) Result {
 	rng := rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x9E3779B97F4A7C15))
 	c := clock{local: sc.InitOffset.Seconds(), f: sc.InitFreq, wander: sc.Wander}
 	monoAt := func() mono.Instant { return mono.Instant(c.mono * 1e9) }
-	dc := sc.Discipline
-	if dc.Sources == 0 {
-		dc.Sources = len(sc.Servers)
-	}
-	d := discipline.New(dc, monoAt())
 	start := sc.Start
 	if start.IsZero() {
 		start = defaultStart
@@ -181,18 +175,32 @@ func Run(sc Scenario) Result {
 	q := &queue{}
 	q.push(event{at: 1, kind: evTick})
 	srvs := make([]simServer, len(sc.Servers))
+	ec := engine.Config{Discipline: sc.Discipline, Poll: sc.Poll, Precision: -20}
 	for i := range sc.Servers {
-		srvs[i] = simServer{Server: sc.Servers[i], resp: server.NewResponder(server.Config{}),
-			addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}),
-			assoc: source.NewAssociation(source.AssocConfig{IBurst: !sc.NoIBurst},
-				rand.New(rand.NewPCG(sc.Seed+uint64(i)+1, 0x5EED)), monoAt())}
-		// Stagger the first polls over the first second.
-		q.push(event{at: float64(i+1) / float64(len(sc.Servers)+1), kind: evPoll, srv: i})
+		srvs[i] = simServer{Server: sc.Servers[i], resp: server.NewResponder(server.Config{})}
+		ec.Sources = append(ec.Sources, engine.SourceConfig{RefID: ntp.RefID{192, 0, 2, byte(i + 1)}, IBurst: !sc.NoIBurst})
 	}
-	buf := make([]byte, 48)
+	eng := engine.New(ec, func(i int) source.Rand { return rand.New(rand.NewPCG(sc.Seed+uint64(i)+1, 0x5EED)) }, monoAt())
+	d := eng.Discipline()
+	var sends []engine.Send
+	// timerAt is the true time of the engine's timer event; older timer
+	// events in the queue are stale.
+	timerAt := -1.0
+	schedule := func(now float64) {
+		// The engine's timers run on the monotonic clock, which runs at
+		// the clock's rate; 1 ns more, so that the monotonic time then is
+		// not before the timer's for rounding.
+		timerAt = now + max(0, float64(eng.Next())/1e9-c.mono)/(1+c.rate()) + 1e-9
+		q.push(event{at: timerAt, kind: evTimer})
+	}
 	// utc returns the UTC time the clock should read at true time t:
 	// true time shifted by the leap second once it has happened.
+	// The leap happens at midnight UTC: for a deleted second, that is
+	// when the continuous time reaches 23:59:59.
 	leapAt := sc.LeapAt.Seconds()
+	if sc.Leap == ntp.LeapDelete {
+		leapAt--
+	}
 	utc := func(t float64) float64 {
 		if sc.LeapAt > 0 && t >= leapAt {
 			switch sc.Leap {
@@ -231,7 +239,7 @@ func Run(sc Scenario) Result {
 	var res Result
 	var sum2, fsum2 float64
 	var n, fn int
-	var wake float64
+	slewing := false
 	converge := sc.Converge.Seconds()
 	if converge <= 0 {
 		converge = 1e-3
@@ -248,15 +256,31 @@ func Run(sc Scenario) Result {
 		if a.Step != 0 || a.FreqPPM != 0 {
 			res.Steered++
 		}
-		wake = 0
-		if a.Wake != 0 {
-			// The monotonic clock runs at the clock's rate; 1 ns more, so
-			// that the monotonic time at the wake is not before a.Wake for
-			// rounding.
-			wake = now + max(0, float64(a.Wake)/1e9-c.mono)/(1+c.rate()) + 1e-9
-			q.push(event{at: wake, kind: evWake})
-		}
+		slewing = a.Wake != 0
 	}
+	// deliver carries a request to its server, sent at true time now, and
+	// queues the reply.
+	deliver := func(now float64, snd engine.Send) {
+		ss := &srvs[snd.Src]
+		up, ok1 := oneWay(rng, ss.Network, true)
+		down, ok2 := oneWay(rng, ss.Network, false)
+		if !ok1 || !ok2 || ss.Down != nil && ss.Down(now) {
+			return
+		}
+		t2 := utc(now + up)
+		if ss.Offset != nil {
+			t2 += ss.Offset(now + up)
+		}
+		rx := ntpAt(start, t2)
+		resp := make([]byte, ntp.HeaderLen)
+		n, _ := ss.resp.Respond(mono.Instant((now+up)*1e9), ss.state(start, now+up, t2), netip.AddrFrom4([4]byte{198, 51, 100, 1}), rx, snd.Packet, resp)
+		if n == 0 {
+			return
+		}
+		server.StampTransmit(resp, rx)
+		q.push(event{at: now + up + down, kind: evReply, srv: snd.Src, pkt: resp[:n]})
+	}
+	schedule(0)
 	for {
 		ev := q.pop()
 		if ev.at >= end {
@@ -281,7 +305,7 @@ func Run(sc Scenario) Result {
 					off = c.local - now
 				}
 				sum2 += off * off
-				if wake == 0 {
+				if !slewing {
 					fsum2 += c.rate() * c.rate()
 					fn++
 				}
@@ -292,53 +316,30 @@ func Run(sc Scenario) Result {
 			}
 			c.f += c.wander * rng.NormFloat64()
 			q.push(event{at: now + 1, kind: evTick})
-		case evPoll:
-			ss := &srvs[ev.srv]
-			poll := sc.Poll
-			if poll == 0 {
-				poll = d.Poll(ev.srv)
+		case evTimer:
+			if ev.at != timerAt {
+				continue // stale
 			}
-			req := ss.assoc.HandleTimer(monoAt(), ntpAt(start, c.local), poll, buf)
-			// The association's timer runs on the monotonic clock, which
-			// runs at the clock's rate.
-			q.push(event{at: now + max(0, float64(ss.assoc.Next())/1e9-c.mono)/(1+c.rate()) + 1e-9, kind: evPoll, srv: ev.srv})
-			if req == nil {
-				continue
+			var adj discipline.Adjustment
+			var changed bool
+			sends, adj, changed = eng.HandleTimer(monoAt(), ntpAt(start, c.local), sends[:0])
+			if changed {
+				apply(adj)
 			}
-			up, ok1 := oneWay(rng, ss.Network, true)
-			down, ok2 := oneWay(rng, ss.Network, false)
-			if !ok1 || !ok2 || ss.Down != nil && ss.Down(now) {
-				continue
+			for _, snd := range sends {
+				deliver(now, snd)
 			}
-			t2 := utc(now + up)
-			if ss.Offset != nil {
-				t2 += ss.Offset(now + up)
-			}
-			st := ss.state(start, now+up, t2)
-			rx := ntpAt(start, t2)
-			resp := make([]byte, 48)
-			n, _ := ss.resp.Respond(mono.Instant((now+up)*1e9), st, netip.AddrFrom4([4]byte{198, 51, 100, 1}), rx, req, resp)
-			if n == 0 {
-				continue
-			}
-			server.StampTransmit(resp, rx)
-			q.push(event{at: now + up + down, kind: evReply, srv: ev.srv, pkt: resp[:n]})
+			schedule(now)
 		case evReply:
-			ss := &srvs[ev.srv]
-			smp, err := ss.assoc.HandleResponse(monoAt(), ev.pkt, ntpAt(start, c.local))
+			adj, ok, err := eng.HandleResponse(monoAt(), ev.srv, ev.pkt, ntpAt(start, c.local), start.Add(time.Duration(c.local*1e9)))
 			if err != nil {
 				res.Refused++
 				continue
 			}
-			at := monoAt()
-			res.Samples++
-			h := smp.Header
-			apply(d.Sample(at, ev.srv, discipline.Measurement{At: at, Offset: smp.Offset, Delay: smp.Delay,
-				Corrected: d.Corrected(at), RootDistance: h.RootDelay.Duration()/2 + h.RootDisp.Duration(),
-				Leap: h.Leap, UTC: start.Add(time.Duration(c.local * 1e9))}))
-		case evWake:
-			if ev.at == wake {
-				apply(d.HandleTimer(monoAt()))
+			if ok {
+				res.Samples++
+				apply(adj)
+				schedule(now)
 			}
 		}
 	}
