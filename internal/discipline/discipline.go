@@ -41,6 +41,11 @@ type Config struct {
 	// 1000 s); a larger one is refused, and reported, until the sources
 	// agree on less. Negative: no limit.
 	Panic time.Duration
+	// DriftPPM and DriftSDPPM are the oscillator's frequency error as the
+	// drift file last recorded it, in ppm (positive: fast), and its
+	// standard deviation; DriftSDPPM 0 means no drift file, and the
+	// first estimate then starts from nothing (500 ppm either way).
+	DriftPPM, DriftSDPPM float64
 }
 
 func (c *Config) defaults() {
@@ -154,6 +159,9 @@ func (d *Discipline) Sample(now mono.Instant, src int, m Measurement) Adjustment
 	e := d.sources[src]
 	if e == nil {
 		e = newEstimator()
+		if d.cfg.DriftSDPPM > 0 {
+			e.initNu, e.initNuSD = -d.cfg.DriftPPM*1e-6, max(d.cfg.DriftSDPPM*1e-6, minDriftSD)
+		}
 		e.poll = d.cfg.MinPoll
 		d.sources[src] = e
 	}
@@ -163,6 +171,29 @@ func (d *Discipline) Sample(now mono.Instant, src int, m Measurement) Adjustment
 	d.leap = d.leapVote(m.UTC)
 	a.Leap = d.leap
 	return a
+}
+
+// Drift returns the oscillator's frequency error as the sources now
+// estimate it, in ppm (positive: fast), and its standard deviation, for
+// the drift file; ok is false before the clock has been steered.
+func (d *Discipline) Drift(now mono.Instant) (ppm, sdPPM float64, ok bool) {
+	if d.updates == 0 {
+		return 0, 0, false
+	}
+	var sw, nu float64
+	for _, e := range d.sources {
+		if !e.truechimer {
+			continue
+		}
+		_, n, _, vn := e.estimate(now, d.Corrected(now))
+		w := 1 / max(vn, 1e-30)
+		sw += w
+		nu += w * n
+	}
+	if sw == 0 {
+		return 0, 0, false
+	}
+	return -nu / sw * 1e6, math.Sqrt(1/sw) * 1e6, true
 }
 
 // Synced reports whether the clock is being steered from its sources:

@@ -222,3 +222,22 @@ func TestMinSources(t *testing.T) {
 		t.Errorf("two agreeing sources: %+v, alarm %v; want a step of 0.3 s", a, d.Alarm())
 	}
 }
+
+// TestDriftFile: a drift file's frequency is where the estimate starts,
+// and what Drift reports back once the clock is steered.
+func TestDriftFile(t *testing.T) {
+	d := New(Config{DriftPPM: 37.5, DriftSDPPM: 0.2}, 0)
+	if _, _, ok := d.Drift(0); ok {
+		t.Error("Drift before any update: ok")
+	}
+	a := d.Sample(0, 0, Measurement{Delay: time.Millisecond})
+	// Holding a zero offset on an oscillator 37.5 ppm fast takes a
+	// correction of -37.5 ppm.
+	if math.Abs(a.FreqPPM+37.5) > 0.01 {
+		t.Errorf("first adjustment with a drift file of +37.5 ppm: %v ppm; want -37.5", a.FreqPPM)
+	}
+	ppm, sd, ok := d.Drift(0)
+	if !ok || math.Abs(ppm-37.5) > 0.01 || sd <= 0 || sd > 0.21 {
+		t.Errorf("Drift = %v ± %v, %v; want 37.5 ± at most 0.2", ppm, sd, ok)
+	}
+}

@@ -73,10 +73,17 @@ type estimator struct {
 	jumps int
 	// leap is the leap indicator of the last sample.
 	leap ntp.Leap
+	// initNu and initNuSD start the drift estimate (from the drift file).
+	initNu, initNuSD float64
 }
 
-// Initial uncertainty: the frequency error of an uncalibrated crystal.
-const initFreqSD = 500e-6
+// Initial uncertainty: the frequency error of an uncalibrated crystal;
+// with a drift file, no less than minDriftSD (the oscillator may have
+// aged or warmed since it was written).
+const (
+	initFreqSD = 500e-6
+	minDriftSD = 0.1e-6
+)
 
 // A jump: an innovation over jumpMin seconds and over jumpSigmas standard
 // deviations of what the filter expected.
@@ -107,8 +114,12 @@ func (e *estimator) add(m Measurement) float64 {
 	if e.n == 0 {
 		for i := range e.bank {
 			k := &e.bank[i]
-			k.theta, k.nu = z, 0
-			k.p = [2][2]float64{{r, 0}, {0, initFreqSD * initFreqSD}}
+			sd := initFreqSD
+			if e.initNuSD > 0 {
+				sd = e.initNuSD
+			}
+			k.theta, k.nu = z, e.initNu
+			k.p = [2][2]float64{{r, 0}, {0, sd * sd}}
 		}
 		e.n, e.last, e.lastCor = 1, m.At, m.Corrected
 		e.rootDist = m.RootDistance.Seconds()
