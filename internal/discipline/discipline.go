@@ -331,13 +331,13 @@ func (d *Discipline) combine(now mono.Instant) (theta, nu float64, ok bool) {
 	for src, e := range d.sources {
 		t, n, vt, _ := e.estimate(now, cor)
 		lo, hi := interval(t, vt, slices.Min(e.delays), e.rootDist)
-		cs = append(cs, candidate{src: src, theta: t, nu: n, varTheta: vt, lo: lo, hi: hi})
+		cs = append(cs, candidate{src: src, group: e.group, theta: t, nu: n, varTheta: vt, lo: lo, hi: hi})
 	}
 	if 2*len(cs) <= d.cfg.Sources {
 		d.alarm = AlarmWaiting
 		return 0, 0, false
 	}
-	if !selectTruechimers(cs) {
+	if !selectDiverse(cs) {
 		d.alarm = AlarmNoMajority
 		return 0, 0, false
 	}

@@ -241,3 +241,27 @@ func TestDriftFile(t *testing.T) {
 		t.Errorf("Drift = %v ± %v, %v; want 37.5 ± at most 0.2", ppm, sd, ok)
 	}
 }
+
+func TestSelectDiverse(t *testing.T) {
+	iv := func(group string, lo, hi float64) candidate { return candidate{group: group, lo: lo, hi: hi, varTheta: 1} }
+	// Four sources of one network agree on a lie; three independent ones
+	// on the truth. One vote per network: the truth wins.
+	cs := []candidate{iv("a", 0, 1), iv("b", 0, 1), iv("c", 0, 1),
+		iv("x", 5, 6), iv("x", 5, 6), iv("x", 5, 6), iv("x", 5, 6)}
+	if !selectDiverse(cs) {
+		t.Fatal("no majority")
+	}
+	for i, c := range cs {
+		if c.truechime != (i < 3) {
+			t.Errorf("candidate %d (%s): truechimer %v", i, c.group, c.truechime)
+		}
+	}
+	// Without groups, the four would win.
+	for i := range cs {
+		cs[i].group = ""
+	}
+	selectDiverse(cs)
+	if !cs[3].truechime || cs[0].truechime {
+		t.Errorf("without groups: %+v; want the four selected", cs)
+	}
+}

@@ -54,6 +54,10 @@ type Measurement struct {
 	// UTC is the local clock's reading at the sample, as a time: it
 	// tells which day a leap second may be armed on.
 	UTC time.Time
+	// Group names the network the source is in (its IPv4 /24 or IPv6
+	// /48, say): the sources of one group count as one in selection.
+	// Empty: a group of its own.
+	Group string
 }
 
 // estimator tracks the offset of one source's time from the local clock
@@ -75,6 +79,7 @@ type estimator struct {
 	leap ntp.Leap
 	// initNu and initNuSD start the drift estimate (from the drift file).
 	initNu, initNuSD float64
+	group            string
 }
 
 // Initial uncertainty: the frequency error of an uncalibrated crystal;
@@ -103,7 +108,7 @@ func newEstimator() *estimator {
 // add folds in a measurement and returns its normalised innovation in
 // the leading filter (0 for the first sample).
 func (e *estimator) add(m Measurement) float64 {
-	e.leap = m.Leap
+	e.leap, e.group = m.Leap, m.Group
 	z := m.Offset.Seconds()
 	d := m.Delay.Seconds()
 	e.delays = append(e.delays, d)

@@ -8,6 +8,7 @@ import (
 // candidate is one source's estimate as selection sees it.
 type candidate struct {
 	src       int
+	group     string
 	theta     float64 // offset estimate, s
 	nu        float64 // drift estimate, s/s
 	varTheta  float64
@@ -31,6 +32,44 @@ func interval(theta, varTheta, minDelay, rootDist float64) (lo, hi float64) {
 // intervals contain it are the truechimers. It reports whether a
 // majority was found; if not, no candidate is marked.
 func selectTruechimers(cs []candidate) bool {
+	point, ok := majorityPoint(cs)
+	for i := range cs {
+		cs[i].truechime = ok && cs[i].lo <= point && point <= cs[i].hi
+	}
+	return ok
+}
+
+// selectDiverse is selectTruechimers with each group of sources (one
+// operator's network) casting one vote, so that an attacker who controls
+// many sources of one network cannot outvote a few independent ones
+// (THREATS D7): the majority point is found among one candidate per group
+// (its most precise), and every candidate whose interval contains that
+// point is a truechimer. Candidates with no group are groups of their own.
+func selectDiverse(cs []candidate) bool {
+	var reps []candidate
+	at := map[string]int{}
+	for _, c := range cs {
+		if c.group == "" {
+			reps = append(reps, c)
+			continue
+		}
+		if i, seen := at[c.group]; !seen {
+			at[c.group] = len(reps)
+			reps = append(reps, c)
+		} else if c.varTheta < reps[i].varTheta {
+			reps[i] = c
+		}
+	}
+	point, ok := majorityPoint(reps)
+	for i := range cs {
+		cs[i].truechime = ok && cs[i].lo <= point && point <= cs[i].hi
+	}
+	return ok
+}
+
+// majorityPoint returns a point that the intervals of a majority of cs
+// contain, as selectTruechimers describes, and whether there is one.
+func majorityPoint(cs []candidate) (float64, bool) {
 	n := len(cs)
 	type edge struct {
 		at   float64
@@ -57,13 +96,9 @@ func selectTruechimers(cs []candidate) bool {
 		for _, e := range edges {
 			depth -= e.kind
 			if e.kind == -1 && depth >= need {
-				point := e.at
-				for i := range cs {
-					cs[i].truechime = cs[i].lo <= point && point <= cs[i].hi
-				}
-				return true
+				return e.at, true
 			}
 		}
 	}
-	return false
+	return 0, false
 }

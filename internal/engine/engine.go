@@ -10,7 +10,9 @@
 package engine
 
 import (
+	"errors"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/discipline"
@@ -28,6 +30,9 @@ type SourceConfig struct {
 	RefID ntp.RefID
 	// IBurst starts the source with a burst of requests.
 	IBurst bool
+	// Group names the source's network (its IPv4 /24 or IPv6 /48): the
+	// sources of one group count as one in selection (THREATS D7).
+	Group string
 }
 
 // Config configures an Engine.
@@ -39,7 +44,15 @@ type Config struct {
 	Poll time.Duration
 	// Precision of the local clock, log2 s, for the served state.
 	Precision int8
+	// OwnRefIDs are the reference IDs other servers would use for this
+	// one (its addresses): a source that says it is synchronized to one
+	// of them is synchronized to us, and its samples are refused
+	// (THREATS D10).
+	OwnRefIDs []ntp.RefID
 }
+
+// ErrLoop: the source is synchronized to this server.
+var ErrLoop = errors.New("engine: the source is synchronized to this server (a loop)")
 
 // Send is a request to send to a source.
 type Send struct {
@@ -122,10 +135,13 @@ func (e *Engine) HandleResponse(now mono.Instant, src int, b []byte, t4 ntp.Time
 		return discipline.Adjustment{}, false, err
 	}
 	h := s.Header
+	if h.Stratum > 1 && slices.Contains(e.cfg.OwnRefIDs, h.RefID) {
+		return discipline.Adjustment{}, false, ErrLoop
+	}
 	e.last[src], e.delays[src] = h, s.Delay
 	adj := e.d.Sample(now, src, discipline.Measurement{At: now, Offset: s.Offset, Delay: s.Delay,
 		Corrected: e.d.Corrected(now), RootDistance: h.RootDelay.Duration()/2 + h.RootDisp.Duration(),
-		Leap: h.Leap, UTC: utc})
+		Leap: h.Leap, UTC: utc, Group: e.cfg.Sources[src].Group})
 	e.wake = adj.Wake
 	if e.d.Synced() {
 		e.refTime = t4

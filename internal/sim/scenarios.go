@@ -163,6 +163,28 @@ func byzantine() []Named {
 			sc.Start = time.Date(2038, 1, 18, 0, 0, 0, 0, time.UTC) // 27.2 h in
 			sc.InitOffset = -2 * time.Second
 		}),
+		v("sybil-4of7", "seven servers, four of them in one attacker's /24, all 3 s behind (THREATS D7)", base, func(sc *Scenario) {
+			sc.Servers = nil
+			for i := range 7 {
+				s := Server{Network: Network{Base: time.Duration(100+10*i) * time.Microsecond, Jitter: 100 * time.Microsecond},
+					Group: fmt.Sprintf("192.0.%d.0/24", 10+i)}
+				if i >= 3 {
+					s.Group, s.Offset = "203.0.113.0/24", constant(-3)
+				}
+				sc.Servers = append(sc.Servers, s)
+			}
+		}),
+		v("sync-loop", "three servers, one of them synchronized to the client (THREATS D10)", threeServers, func(sc *Scenario) {
+			sc.Servers[2].RefID = ClientRefID
+			sc.Servers[2].Offset = constant(0.05)
+		}),
+		v("startup-1d-ahead", "the clock starts a day ahead: beyond the panic threshold, refused (THREATS D6)", base, func(sc *Scenario) {
+			sc.InitOffset = 24 * time.Hour
+		}),
+		v("startup-10y-behind-allowed", "the clock starts ten years behind, with the panic threshold off: one step (THREATS D6)", base, func(sc *Scenario) {
+			sc.InitOffset = -10 * 365 * 24 * time.Hour
+			sc.Discipline.Panic = -1
+		}),
 		v("one-unreachable", "three servers, one never answering (THREATS D9)", base, func(sc *Scenario) {
 			sc.Servers = []Server{fiveServers(0).Servers[0], fiveServers(0).Servers[1], fiveServers(0).Servers[2]}
 			sc.Servers[2].Down = func(float64) bool { return true }

@@ -52,6 +52,11 @@ type Server struct {
 	Down func(t float64) bool
 	// Leap, if set, is the leap indicator the server sends at true time t.
 	Leap func(t float64) ntp.Leap
+	// Group is the server's network, for the client's diversity rule.
+	Group string
+	// RefID, if set, is the reference ID the server sends (its stratum
+	// is then 2), instead of stratum 1 and GPS.
+	RefID ntp.RefID
 }
 
 // Scenario is one simulated run.
@@ -175,10 +180,11 @@ func Run(sc Scenario) Result {
 	q := &queue{}
 	q.push(event{at: 1, kind: evTick})
 	srvs := make([]simServer, len(sc.Servers))
-	ec := engine.Config{Discipline: sc.Discipline, Poll: sc.Poll, Precision: -20}
+	ec := engine.Config{Discipline: sc.Discipline, Poll: sc.Poll, Precision: -20, OwnRefIDs: []ntp.RefID{ClientRefID}}
 	for i := range sc.Servers {
 		srvs[i] = simServer{Server: sc.Servers[i], resp: server.NewResponder(server.Config{})}
-		ec.Sources = append(ec.Sources, engine.SourceConfig{RefID: ntp.RefID{192, 0, 2, byte(i + 1)}, IBurst: !sc.NoIBurst})
+		ec.Sources = append(ec.Sources, engine.SourceConfig{RefID: ntp.RefID{192, 0, 2, byte(i + 1)}, IBurst: !sc.NoIBurst,
+			Group: sc.Servers[i].Group})
 	}
 	eng := engine.New(ec, func(i int) source.Rand { return rand.New(rand.NewPCG(sc.Seed+uint64(i)+1, 0x5EED)) }, monoAt())
 	d := eng.Discipline()
@@ -384,6 +390,14 @@ func (s *simServer) state(start time.Time, t, own float64) *server.State {
 	if s.Leap != nil {
 		leap = s.Leap(t)
 	}
-	return &server.State{Leap: leap, Stratum: 1, Precision: -20, RefID: ntp.RefID{'G', 'P', 'S', 0},
+	st := &server.State{Leap: leap, Stratum: 1, Precision: -20, RefID: ntp.RefID{'G', 'P', 'S', 0},
 		Reference: ntpAt(start, own)}
+	if s.RefID != (ntp.RefID{}) {
+		st.Stratum, st.RefID = 2, s.RefID
+	}
+	return st
 }
+
+// ClientRefID is the reference ID of the simulated client's own address,
+// 198.51.100.1: a server that sends it is synchronized to the client.
+var ClientRefID = ntp.RefID{198, 51, 100, 1}

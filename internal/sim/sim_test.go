@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -221,6 +222,27 @@ func TestByzantine(t *testing.T) {
 				t.Errorf("%s seed %d: RMS %v, %d steps, %d replies refused; want under 100 µs, the one initial step, none",
 					name, seed, r.RMSOffset, r.Steps, r.Refused)
 			}
+		}
+		r = Run(named(t, "sybil-4of7").Scenario(seed))
+		if r.RMSOffset > 100*time.Microsecond || r.Steps != 0 || !reflect.DeepEqual(r.Truechimers, []int{0, 1, 2}) {
+			t.Errorf("sybil-4of7 seed %d: RMS %v, %d steps, truechimers %v; want under 100 µs, none, the three independent servers",
+				seed, r.RMSOffset, r.Steps, r.Truechimers)
+		}
+		r = Run(named(t, "sync-loop").Scenario(seed))
+		if r.RMSOffset > 100*time.Microsecond || r.Refused == 0 || slices.Contains(r.Truechimers, 2) {
+			t.Errorf("sync-loop seed %d: RMS %v, %d refused, truechimers %v; want under 100 µs, the looped server's replies refused",
+				seed, r.RMSOffset, r.Refused, r.Truechimers)
+		}
+		// THREATS D6: by default an offset beyond the panic threshold is
+		// refused, at start too; the operator can lift the threshold.
+		r = Run(named(t, "startup-1d-ahead").Scenario(seed))
+		if r.Steered != 0 || r.Alarm != "offset beyond the panic threshold" {
+			t.Errorf("startup-1d-ahead seed %d: steered %d times, alarm %q; want never, the panic alarm", seed, r.Steered, r.Alarm)
+		}
+		r = Run(named(t, "startup-10y-behind-allowed").Scenario(seed))
+		if r.Steps != 1 || r.RMSOffset > 100*time.Microsecond || r.Alarm != "" {
+			t.Errorf("startup-10y-behind-allowed seed %d: %d steps, RMS %v, alarm %q; want one step, under 100 µs, none",
+				seed, r.Steps, r.RMSOffset, r.Alarm)
 		}
 		r = Run(named(t, "one-unreachable").Scenario(seed))
 		if r.RMSOffset > 100*time.Microsecond || !reflect.DeepEqual(r.Truechimers, []int{0, 1}) {
