@@ -243,7 +243,9 @@ func TestDriftFile(t *testing.T) {
 }
 
 func TestSelectDiverse(t *testing.T) {
-	iv := func(group string, lo, hi float64) candidate { return candidate{group: group, lo: lo, hi: hi, varTheta: 1} }
+	iv := func(group string, lo, hi float64) candidate {
+		return candidate{group: group, lo: lo, hi: hi, varTheta: 1}
+	}
 	// Four sources of one network agree on a lie; three independent ones
 	// on the truth. One vote per network: the truth wins.
 	cs := []candidate{iv("a", 0, 1), iv("b", 0, 1), iv("c", 0, 1),
