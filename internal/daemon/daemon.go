@@ -126,21 +126,25 @@ func (d *Daemon) startProviders(ctx context.Context, cfg *config.Config, origin 
 	} else {
 		d.served.Store(server.Unsynchronized(precision))
 	}
+	// What is served is logged before the provider starts, so that the
+	// log says it before any request is answered.
+	switch {
+	case cfg.Mirror.Enabled():
+		d.log.Info("mirror mode", "upstream", cfg.Mirror.Upstream, "poll", cfg.Mirror.Poll,
+			"unsync_after", cfg.Mirror.UnsyncAfter)
+	case cfg.Server.LocalStratum > 0:
+		d.log.Info("serving the local clock", "stratum", cfg.Server.LocalStratum, "precision", precision)
+	default:
+		d.log.Warn("no time source configured: answering as unsynchronized (leap 3); set server.local-stratum or mirror.upstream")
+	}
 	d.wg.Add(1)
 	// The provider exits when ctx is done.
 	go func() {
 		defer d.wg.Done()
 		if cfg.Mirror.Enabled() {
-			d.log.Info("mirror mode", "upstream", cfg.Mirror.Upstream, "poll", cfg.Mirror.Poll,
-				"unsync_after", cfg.Mirror.UnsyncAfter)
 			runMirror(ctx, &d.served, mirrorConfig{Upstream: cfg.Mirror.Upstream, Poll: cfg.Mirror.Poll,
 				UnsyncAfter: cfg.Mirror.UnsyncAfter, Precision: precision, Origin: origin, Log: d.log})
 			return
-		}
-		if cfg.Server.LocalStratum > 0 {
-			d.log.Info("serving the local clock", "stratum", cfg.Server.LocalStratum, "precision", precision)
-		} else {
-			d.log.Warn("no time source configured: answering as unsynchronized (leap 3); set server.local-stratum or mirror.upstream")
 		}
 		runLocal(ctx, &d.served, cfg.Server.LocalStratum, precision)
 	}()
