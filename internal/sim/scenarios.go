@@ -185,6 +185,9 @@ func byzantine() []Named {
 			sc.InitOffset = -10 * 365 * 24 * time.Hour
 			sc.Discipline.Panic = -1
 		}),
+		v("holdover-return", "the server unreachable from hour 12 to hour 36, then back (THREATS F2)", base, func(sc *Scenario) {
+			sc.Servers[0].Down = func(t float64) bool { return t >= 12*3600 && t < 36*3600 }
+		}),
 		v("one-unreachable", "three servers, one never answering (THREATS D9)", base, func(sc *Scenario) {
 			sc.Servers = []Server{fiveServers(0).Servers[0], fiveServers(0).Servers[1], fiveServers(0).Servers[2]}
 			sc.Servers[2].Down = func(float64) bool { return true }

@@ -94,8 +94,9 @@ type Scenario struct {
 // Result summarises a run over its statistics window.
 type Result struct {
 	// RMSOffset and MaxOffset are the RMS and largest absolute offset of
-	// the local clock from true time, sampled every second.
-	RMSOffset, MaxOffset time.Duration
+	// the local clock from true time, sampled every second; FinalOffset
+	// is the last sample.
+	RMSOffset, MaxOffset, FinalOffset time.Duration
 	// FreqRMS is the RMS of the clock's residual frequency error
 	// ((1+f)(1+a) - 1), sampled every second while no slew is under way:
 	// the error of the discipline's frequency estimate.
@@ -311,6 +312,7 @@ func Run(sc Scenario) Result {
 					off = c.local - now
 				}
 				sum2 += off * off
+				res.FinalOffset = time.Duration(off * 1e9)
 				if !slewing {
 					fsum2 += c.rate() * c.rate()
 					fn++

@@ -244,6 +244,13 @@ func TestByzantine(t *testing.T) {
 			t.Errorf("startup-10y-behind-allowed seed %d: %d steps, RMS %v, alarm %q; want one step, under 100 µs, none",
 				seed, r.Steps, r.RMSOffset, r.Alarm)
 		}
+		// THREATS F2: after a day without its source the clock is tens of
+		// milliseconds off; it comes back by slewing, never by a step.
+		r = Run(named(t, "holdover-return").Scenario(seed))
+		if r.Steps != 0 || r.MaxOffset > 60*time.Millisecond || r.Alarm != "" || r.FinalOffset.Abs() > time.Millisecond {
+			t.Errorf("holdover-return seed %d: %d steps, largest offset %v, alarm %q, final offset %v; want no step, under 60 ms, none, under 1 ms",
+				seed, r.Steps, r.MaxOffset, r.Alarm, r.FinalOffset)
+		}
 		r = Run(named(t, "one-unreachable").Scenario(seed))
 		if r.RMSOffset > 100*time.Microsecond || !reflect.DeepEqual(r.Truechimers, []int{0, 1}) {
 			t.Errorf("one-unreachable seed %d: RMS %v, truechimers %v; want under 100 µs, [0 1]", seed, r.RMSOffset, r.Truechimers)
