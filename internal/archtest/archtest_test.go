@@ -17,6 +17,7 @@ var coreDirs = [...]string{
 	"internal/discipline",
 	"internal/server",
 	"internal/engine",
+	"internal/leapfile",
 }
 
 // TestCore checks the repository's core packages with one go list call.

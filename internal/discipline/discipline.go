@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/meridian-ntp/meridian/internal/leapfile"
 	"github.com/meridian-ntp/meridian/internal/mono"
 	"github.com/meridian-ntp/meridian/internal/ntp"
 )
@@ -46,6 +47,11 @@ type Config struct {
 	// standard deviation; DriftSDPPM 0 means no drift file, and the
 	// first estimate then starts from nothing (500 ppm either way).
 	DriftPPM, DriftSDPPM float64
+	// Leaps, if set and not expired, is the table of leap seconds
+	// (leap-seconds.list): it alone decides whether a leap second is
+	// armed, whatever the sources announce (THREATS E3). Expired or nil,
+	// the sources decide.
+	Leaps *leapfile.File
 }
 
 func (c *Config) defaults() {
@@ -219,6 +225,9 @@ func (d *Discipline) Estimate(now mono.Instant, src int) (theta, sd float64, ok 
 func (d *Discipline) leapVote(utc time.Time) ntp.Leap {
 	if utc.IsZero() || utc.UTC().AddDate(0, 0, 1).Day() != 1 {
 		return ntp.LeapNone
+	}
+	if d.cfg.Leaps != nil && !d.cfg.Leaps.Expired(utc) {
+		return d.cfg.Leaps.LeapAt(utc)
 	}
 	return d.LeapAnnounced()
 }

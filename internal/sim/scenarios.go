@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meridian-ntp/meridian/internal/leapfile"
 	"github.com/meridian-ntp/meridian/internal/ntp"
 )
 
@@ -72,6 +73,18 @@ func leapDay(sc *Scenario, kind ntp.Leap, announcers ...int) {
 	}
 }
 
+// june2026Leap returns a leap-seconds.list, valid until 2027, whose last
+// entry, at 1 July 2026, changes TAI−UTC by change seconds (0: no leap
+// there).
+func june2026Leap(change int) *leapfile.File {
+	f := &leapfile.File{Updated: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC), Expires: time.Date(2027, 6, 28, 0, 0, 0, 0, time.UTC),
+		Entries: []leapfile.Entry{{At: time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC), Offset: 37}}}
+	if change != 0 {
+		f.Entries = append(f.Entries, leapfile.Entry{At: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Offset: 37 + change})
+	}
+	return f
+}
+
 // leaps returns the leap second scenarios.
 func leaps() []Named {
 	v := func(name, desc string, f func(*Scenario)) Named {
@@ -91,6 +104,15 @@ func leaps() []Named {
 		v("leap-minority", "one server of three announces a leap second that does not happen (THREATS E3)", func(sc *Scenario) {
 			leapDay(sc, ntp.LeapInsert, 1)
 			sc.LeapAt = 0
+		}),
+		v("leap-file-only", "no server announces the leap second at the end of June; the leap-seconds.list file does (THREATS E1)", func(sc *Scenario) {
+			leapDay(sc, ntp.LeapInsert)
+			sc.Discipline.Leaps = june2026Leap(1)
+		}),
+		v("leap-file-overrules", "three servers announce a leap second the leap-seconds.list file does not list (THREATS E3)", func(sc *Scenario) {
+			leapDay(sc, ntp.LeapInsert, 0, 1, 2)
+			sc.LeapAt = 0
+			sc.Discipline.Leaps = june2026Leap(0)
 		}),
 		v("leap-wrong-day", "three servers announce a leap second on June 15, not the last day of a month (THREATS E3)", func(sc *Scenario) {
 			sc.Start = time.Date(2026, 6, 14, 12, 0, 0, 0, time.UTC)

@@ -267,7 +267,8 @@ func TestLeapSeconds(t *testing.T) {
 		for _, c := range []struct {
 			name  string
 			leaps int
-		}{{"leap-insert", 1}, {"leap-delete", 1}, {"leap-minority", 0}, {"leap-wrong-day", 0}} {
+		}{{"leap-insert", 1}, {"leap-delete", 1}, {"leap-minority", 0}, {"leap-wrong-day", 0},
+			{"leap-file-only", 1}, {"leap-file-overrules", 0}} {
 			r := Run(named(t, c.name).Scenario(seed))
 			if r.LeapsApplied != c.leaps || r.MaxOffset > time.Millisecond || r.Steps != 0 {
 				t.Errorf("%s seed %d: %d leaps, largest offset %v, %d steps; want %d, under 1 ms, none",
