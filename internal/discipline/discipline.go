@@ -30,10 +30,11 @@ type Config struct {
 	// log2 seconds (defaults 6 and 10: 64 s to 1024 s, chrony's and
 	// ntpd's defaults).
 	MinPoll, MaxPoll int8
-	// Sources is how many sources are configured (default 1). The clock
-	// is not steered before more than half of them have given samples,
-	// so that the first step does not rest on the first source to
-	// answer.
+	// Sources is how many sources are configured (default 1). During
+	// the first StartWait after New, the clock is not steered before more
+	// than half of them have given samples, so that the first step does
+	// not rest on the first source to answer; after it, the sources that
+	// answer decide, however few.
 	Sources int
 	// MinSources is how many sources must agree (be selected as
 	// truechimers) for the clock to be steered (default 1).
@@ -137,13 +138,19 @@ type Discipline struct {
 	alarm   Alarm
 	offset  float64 // the last combined offset estimate, s
 	leap    ntp.Leap
+	started mono.Instant
 }
+
+// StartWait is how long after start the discipline waits for a majority
+// of the configured sources before it steers with fewer: long enough for
+// every source's first exchanges, iburst or not.
+const StartWait = 30 * time.Second
 
 // New returns a Discipline with no sources, taking no correction yet, at
 // time now.
 func New(cfg Config, now mono.Instant) *Discipline {
 	cfg.defaults()
-	return &Discipline{cfg: cfg, sources: map[int]*estimator{}, corrAt: now}
+	return &Discipline{cfg: cfg, sources: map[int]*estimator{}, corrAt: now, started: now}
 }
 
 // Corrected returns the integral of the corrections applied up to now
@@ -342,7 +349,7 @@ func (d *Discipline) combine(now mono.Instant) (theta, nu float64, ok bool) {
 		lo, hi := interval(t, vt, slices.Min(e.delays), e.rootDist)
 		cs = append(cs, candidate{src: src, group: e.group, theta: t, nu: n, varTheta: vt, lo: lo, hi: hi})
 	}
-	if 2*len(cs) <= d.cfg.Sources {
+	if 2*len(cs) <= d.cfg.Sources && now.Sub(d.started) < StartWait {
 		d.alarm = AlarmWaiting
 		return 0, 0, false
 	}

@@ -175,6 +175,14 @@ func TestWaitsForMajority(t *testing.T) {
 			t.Errorf("after 3 sources: %+v, alarm %v; want a step of 0.3 s", a, d.Alarm())
 		}
 	}
+	// After StartWait, one source of five that answers is enough.
+	d = New(Config{Sources: 5}, 0)
+	at := mono.Instant(0)
+	d.Sample(at, 0, Measurement{At: at, Offset: 300 * time.Millisecond, Delay: time.Millisecond})
+	at = at.Add(StartWait)
+	if a := d.Sample(at, 0, Measurement{At: at, Offset: 300 * time.Millisecond, Delay: time.Millisecond}); a.Step < 299*time.Millisecond {
+		t.Errorf("one source of five, after StartWait: %+v, alarm %v; want a step of 0.3 s", a, d.Alarm())
+	}
 }
 
 func TestLeapVote(t *testing.T) {

@@ -200,6 +200,10 @@ func byzantine() []Named {
 			sc.Servers[2].RefID = ClientRefID
 			sc.Servers[2].Offset = constant(0.05)
 		}),
+		v("two-unreachable", "three servers, two never answering: the one left is used once the start-up wait is over (THREATS D9)", threeServers, func(sc *Scenario) {
+			sc.Servers[1].Down = func(float64) bool { return true }
+			sc.Servers[2].Down = func(float64) bool { return true }
+		}),
 		v("startup-1d-ahead", "the clock starts a day ahead: beyond the panic threshold, refused (THREATS D6)", base, func(sc *Scenario) {
 			sc.InitOffset = 24 * time.Hour
 		}),

@@ -251,6 +251,10 @@ func TestByzantine(t *testing.T) {
 			t.Errorf("holdover-return seed %d: %d steps, largest offset %v, alarm %q, final offset %v; want no step, under 60 ms, none, under 1 ms",
 				seed, r.Steps, r.MaxOffset, r.Alarm, r.FinalOffset)
 		}
+		r = Run(named(t, "two-unreachable").Scenario(seed))
+		if r.RMSOffset > 100*time.Microsecond || !reflect.DeepEqual(r.Truechimers, []int{0}) {
+			t.Errorf("two-unreachable seed %d: RMS %v, truechimers %v; want under 100 µs, [0]", seed, r.RMSOffset, r.Truechimers)
+		}
 		r = Run(named(t, "one-unreachable").Scenario(seed))
 		if r.RMSOffset > 100*time.Microsecond || !reflect.DeepEqual(r.Truechimers, []int{0, 1}) {
 			t.Errorf("one-unreachable seed %d: RMS %v, truechimers %v; want under 100 µs, [0 1]", seed, r.RMSOffset, r.Truechimers)
