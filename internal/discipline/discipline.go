@@ -48,6 +48,10 @@ type Config struct {
 	// standard deviation; DriftSDPPM 0 means no drift file, and the
 	// first estimate then starts from nothing (500 ppm either way).
 	DriftPPM, DriftSDPPM float64
+	// Observe: the caller measures and serves but never steers the clock
+	// (the clock backend "none"): the corrections the discipline decides
+	// are not applied, so the estimates must not assume they were.
+	Observe bool
 	// Leaps, if set and not expired, is the table of leap seconds
 	// (leap-seconds.list): it alone decides whether a leap second is
 	// armed, whatever the sources announce (THREATS E3). Expired or nil,
@@ -156,6 +160,9 @@ func New(cfg Config, now mono.Instant) *Discipline {
 // Corrected returns the integral of the corrections applied up to now
 // (seconds of time added to the clock), for Measurement.Corrected.
 func (d *Discipline) Corrected(now mono.Instant) float64 {
+	if d.cfg.Observe {
+		return 0
+	}
 	return d.corr + d.freq*now.Sub(d.corrAt).Seconds()
 }
 

@@ -275,3 +275,18 @@ func TestSelectDiverse(t *testing.T) {
 		t.Errorf("without groups: %+v; want the four selected", cs)
 	}
 }
+
+// TestObserve: with the corrections never applied, the estimate follows
+// the measured offset instead of expecting it to shrink.
+func TestObserve(t *testing.T) {
+	d := New(Config{Observe: true}, 0)
+	at := mono.Instant(0)
+	for range 10 {
+		at = at.Add(64 * time.Second)
+		d.Sample(at, 0, Measurement{At: at, Offset: 20 * time.Millisecond, Delay: time.Millisecond, Corrected: d.Corrected(at)})
+	}
+	theta, _, ok := d.Estimate(at, 0)
+	if !ok || math.Abs(theta-0.02) > 1e-5 || d.Corrected(at) != 0 {
+		t.Errorf("observing a steady 20 ms offset: estimate %v, corrected %v; want 20 ms, 0", theta, d.Corrected(at))
+	}
+}

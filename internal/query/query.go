@@ -242,7 +242,7 @@ func exchange(ctx context.Context, cfg *Config, addr netip.AddrPort, r *Result) 
 		return source.Sample{}, nil, fmt.Errorf("socket: %w", err)
 	}
 	defer conn.Close()
-	kernelTS := cfg.systemClock && enableRxTimestamps(conn) == nil
+	kernelTS := cfg.systemClock && EnableRxTimestamps(conn) == nil
 
 	var rnd [8]byte
 	if _, err := io.ReadFull(cfg.Rand, rnd[:]); err != nil {
@@ -295,7 +295,7 @@ func exchange(ctx context.Context, cfg *Config, addr netip.AddrPort, r *Result) 
 			}
 			return source.Sample{}, nil, fmt.Errorf("receive: %w", err)
 		}
-		if flags&msgTrunc != 0 {
+		if flags&MsgTrunc != 0 {
 			r.Discarded++ // larger than any reply to a 48-byte request
 			continue
 		}

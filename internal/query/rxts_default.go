@@ -8,13 +8,13 @@ import (
 	"time"
 )
 
-// msgTrunc is 0: truncated datagrams are not detected on this platform and
+// MsgTrunc is 0: truncated datagrams are not detected on this platform and
 // fail validation instead.
-const msgTrunc = 0
+const MsgTrunc = 0
 
-// enableRxTimestamps reports that kernel receive timestamps are not
+// EnableRxTimestamps reports that kernel receive timestamps are not
 // available on this platform; replies are stamped when the read returns.
-func enableRxTimestamps(*net.UDPConn) error {
+func EnableRxTimestamps(*net.UDPConn) error {
 	return errors.New("kernel receive timestamps are not supported on this platform")
 }
 

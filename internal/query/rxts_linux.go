@@ -9,13 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// msgTrunc is the receive flag of a datagram cut short by the buffer.
-const msgTrunc = unix.MSG_TRUNC
+// MsgTrunc is the receive flag of a datagram cut short by the buffer.
+const MsgTrunc = unix.MSG_TRUNC
 
-// enableRxTimestamps asks the kernel to stamp each received datagram with
+// EnableRxTimestamps asks the kernel to stamp each received datagram with
 // the time it arrived (SO_TIMESTAMPNS), which is closer to the true arrival
 // than any reading taken after the read returns.
-func enableRxTimestamps(c *net.UDPConn) error {
+func EnableRxTimestamps(c *net.UDPConn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err

@@ -62,8 +62,8 @@ func TestRxTimestampSocket(t *testing.T) {
 			}
 			defer l.Close()
 			if enable {
-				if err := enableRxTimestamps(l); err != nil {
-					t.Fatalf("enableRxTimestamps: %v", err)
+				if err := EnableRxTimestamps(l); err != nil {
+					t.Fatalf("EnableRxTimestamps: %v", err)
 				}
 			}
 			c, err := net.DialUDP("udp", nil, l.LocalAddr().(*net.UDPAddr))
