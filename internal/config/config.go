@@ -2,7 +2,9 @@ package config
 
 import (
 	"log/slog"
+	"net"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -11,8 +13,69 @@ import (
 // so that every problem can be reported with its line.
 type Config struct {
 	Server Server `toml:"server"`
+	Client Client `toml:"client"`
 	Mirror Mirror `toml:"mirror"`
 	Log    Log    `toml:"log"`
+}
+
+// Client configures the client: the servers it takes time from and what
+// it does with the clock. With no servers, there is no client.
+type Client struct {
+	// Servers are the sources, as written in the file: "HOST[:PORT]"
+	// and options ("iburst"); Sources holds them parsed.
+	Servers []ServerSpec `toml:"servers"`
+	// Clock is the clock the client steers: the kernel's, or none
+	// (measure and serve, never steer).
+	Clock ClockKind `toml:"clock"`
+	// MinSources is how many sources must agree before the clock is
+	// steered.
+	MinSources int `toml:"min-sources"`
+	// MakeStep and MakeStepLimit: an offset above MakeStep is stepped
+	// during the first MakeStepLimit updates (0: never); slewed otherwise.
+	MakeStep      time.Duration `toml:"makestep"`
+	MakeStepLimit int           `toml:"makestep-limit"`
+	// Panic is the largest offset corrected; 0 means no limit.
+	Panic time.Duration `toml:"panic"`
+	// DriftFile and LeapFile are paths ("" for none): the drift file the
+	// client reads at start and writes, and a leap-seconds.list.
+	DriftFile string `toml:"drift-file"`
+	LeapFile  string `toml:"leap-file"`
+}
+
+// ServerSpec is one entry of client.servers.
+type ServerSpec struct {
+	Host   string // a DNS name or an IP literal, without brackets
+	Port   uint16
+	IBurst bool
+}
+
+// String returns the spec as written in the file.
+func (s ServerSpec) String() string {
+	h := net.JoinHostPort(s.Host, strconv.Itoa(int(s.Port)))
+	if s.IBurst {
+		h += " iburst"
+	}
+	return h
+}
+
+// ClockKind is the clock backend.
+type ClockKind uint8
+
+// Clock backends. The zero value is ClockKernel.
+const (
+	ClockKernel ClockKind = iota
+	ClockNone
+)
+
+// String returns the backend as written in the file.
+func (k ClockKind) String() string {
+	switch k {
+	case ClockKernel:
+		return "kernel"
+	case ClockNone:
+		return "none"
+	}
+	return "invalid"
 }
 
 // Server configures the NTP responder.
@@ -155,14 +218,17 @@ func (a Action) String() string {
 
 // Defaults of the keys whose default is not the zero value.
 const (
-	defaultInterval    = 2 * time.Second
-	defaultBurst       = 16
-	defaultLeak        = 4
-	defaultTableSize   = 65536
-	defaultIPv4Prefix  = 32
-	defaultIPv6Prefix  = 64
-	defaultPoll        = 2 * time.Second
-	defaultUnsyncAfter = 60 * time.Second
+	defaultInterval      = 2 * time.Second
+	defaultBurst         = 16
+	defaultLeak          = 4
+	defaultTableSize     = 65536
+	defaultIPv4Prefix    = 32
+	defaultIPv6Prefix    = 64
+	defaultPoll          = 2 * time.Second
+	defaultMakeStep      = 100 * time.Millisecond
+	defaultMakeStepLimit = 3
+	defaultPanic         = 1000 * time.Second
+	defaultUnsyncAfter   = 60 * time.Second
 )
 
 // Default returns the configuration an empty file produces: serve on UDP
@@ -188,6 +254,7 @@ func Default() *Config {
 			},
 			Access: Access{DenyAction: Drop},
 		},
+		Client: Client{MinSources: 1, MakeStep: defaultMakeStep, MakeStepLimit: defaultMakeStepLimit, Panic: defaultPanic},
 		Mirror: Mirror{Poll: defaultPoll, UnsyncAfter: defaultUnsyncAfter},
 		Log:    Log{Level: slog.LevelInfo},
 	}

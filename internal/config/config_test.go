@@ -101,6 +101,7 @@ level = "debug"
 				DenyAction: KoD,
 			},
 		},
+		Client: Default().Client,
 		Mirror: Mirror{Upstream: "[::1]:11123", Host: "::1", Port: 11123, Poll: 4 * time.Second, UnsyncAfter: 90 * time.Second},
 		Log:    Log{Level: slog.LevelDebug},
 	}
@@ -306,5 +307,35 @@ func TestLevenshtein(t *testing.T) {
 		if got := levenshtein(tt.a, tt.b); got != tt.want {
 			t.Errorf("levenshtein(%q, %q) = %d; want %d", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+func TestParseClient(t *testing.T) {
+	doc := `
+[client]
+servers = ["192.0.2.1", "[2001:db8::1]:1123 iburst", "ntp.example.net iburst", "127.0.0.1:11123", "2001:db8::2"]
+clock = "none"
+min-sources = 2
+makestep = "1s"
+makestep-limit = 0
+panic = "0s"
+drift-file = "/var/lib/meridian/drift"
+leap-file = "/usr/share/zoneinfo/leap-seconds.list"
+`
+	got, err := Parse("x.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Client{
+		Servers: []ServerSpec{{Host: "192.0.2.1", Port: 123}, {Host: "2001:db8::1", Port: 1123, IBurst: true},
+			{Host: "ntp.example.net", Port: 123, IBurst: true}, {Host: "127.0.0.1", Port: 11123}, {Host: "2001:db8::2", Port: 123}},
+		Clock: ClockNone, MinSources: 2, MakeStep: time.Second, MakeStepLimit: 0, Panic: 0,
+		DriftFile: "/var/lib/meridian/drift", LeapFile: "/usr/share/zoneinfo/leap-seconds.list",
+	}
+	if diff := cmp.Diff(want, got.Client); diff != "" {
+		t.Errorf("client (-want +got):\n%s", diff)
+	}
+	if s := got.Client.Servers[1].String(); s != "[2001:db8::1]:1123 iburst" {
+		t.Errorf("String() = %q", s)
 	}
 }

@@ -34,6 +34,8 @@ var numericKeys = []struct{ table, key string }{
 	{"server.rate-limit", "table-size"},
 	{"server.rate-limit", "ipv4-prefix"},
 	{"server.rate-limit", "ipv6-prefix"},
+	{"client", "min-sources"},
+	{"client", "makestep-limit"},
 }
 
 // durationKeys are the duration keys with the table they belong to.
@@ -41,6 +43,8 @@ var durationKeys = []struct{ table, key string }{
 	{"server.rate-limit", "interval"},
 	{"mirror", "poll"},
 	{"mirror", "unsync-after"},
+	{"client", "makestep"},
+	{"client", "panic"},
 }
 
 // numericCases tries every integer key with negative, zero, boundary,
@@ -178,6 +182,12 @@ var errorCases = []errorCase{
 	{"xdp interface duplicates", "[server.xdp]\ninterfaces = [\"eth0\", \"lo\", \"eth0\"]\n"},
 	{"xdp interfaces a string", "[server.xdp]\ninterfaces = \"eth0\"\n"},
 	{"xdp mode", "[server.xdp]\nmode = \"skb\"\n"},
+
+	// client
+	{"client servers", "[client]\nservers = [\"\", \"bad host!\", \"192.0.2.1 prefer\", \"192.0.2.1:0\", \"[fe80::1%eth0]:123\", \"192.0.2.1\", \"192.0.2.1:123\"]\n"},
+	{"client clock", "[client]\nclock = \"adjtimex\"\n"},
+	{"client paths", "[client]\ndrift-file = \"relative/drift\"\nleap-file = 7\n"},
+	{"client and mirror", "[client]\nservers = [\"192.0.2.1\"]\n[mirror]\nupstream = \"127.0.0.1:11123\"\n"},
 
 	// mirror
 	{"mirror upstream host name", "[mirror]\nupstream = \"ntp.example.net:123\"\n"},

@@ -27,7 +27,7 @@ type decodeFunc func(d *decoder, key string, line int, v *unstable.Node)
 // with decoders that store into c. TestSchemaMatchesTags keeps it in step
 // with the toml tags of Config.
 func schema(c *Config) []field {
-	s, rl, a, x, m := &c.Server, &c.Server.RateLimit, &c.Server.Access, &c.Server.XDP, &c.Mirror
+	s, rl, a, x, m, cl := &c.Server, &c.Server.RateLimit, &c.Server.Access, &c.Server.XDP, &c.Mirror, &c.Client
 	return []field{
 		{"server.listen", "an array of strings", addrPorts(&s.Listen)},
 		{"server.workers", "an integer", integer(&s.Workers)},
@@ -45,6 +45,14 @@ func schema(c *Config) []field {
 		{"server.access.deny-action", "a string", action(&a.DenyAction)},
 		{"server.xdp.interfaces", "an array of strings", each(&x.Interfaces, parseInterface)},
 		{"server.xdp.mode", "a string", xdpMode(&x.Mode)},
+		{"client.servers", "an array of strings", each(&cl.Servers, parseServerSpec)},
+		{"client.clock", "a string", clockKind(&cl.Clock)},
+		{"client.min-sources", "an integer", integer(&cl.MinSources)},
+		{"client.makestep", "a duration string", duration(&cl.MakeStep)},
+		{"client.makestep-limit", "an integer", integer(&cl.MakeStepLimit)},
+		{"client.panic", "a duration string", duration(&cl.Panic)},
+		{"client.drift-file", "a string", path(&cl.DriftFile)},
+		{"client.leap-file", "a string", path(&cl.LeapFile)},
 		{"mirror.upstream", "a string", upstream(m)},
 		{"mirror.poll", "a duration string", duration(&m.Poll)},
 		{"mirror.unsync-after", "a duration string", duration(&m.UnsyncAfter)},
@@ -133,6 +141,43 @@ func xdpMode(p *XDPMode) decodeFunc {
 			}
 		}
 		d.errs.add(line, key, "must be "+want+", got "+quote(s))
+	}
+}
+
+func clockKind(p *ClockKind) decodeFunc {
+	return func(d *decoder, key string, line int, v *unstable.Node) {
+		const want = `"kernel" or "none"`
+		s, ok := text(d, key, line, v, want)
+		if !ok {
+			return
+		}
+		switch s {
+		case "kernel":
+			*p = ClockKernel
+		case "none":
+			*p = ClockNone
+		default:
+			d.errs.add(line, key, "must be "+want+", got "+quote(s))
+		}
+	}
+}
+
+// path decodes a file path: absolute, or empty for none.
+func path(p *string) decodeFunc {
+	return func(d *decoder, key string, line int, v *unstable.Node) {
+		s, ok := text(d, key, line, v, "an absolute path")
+		if !ok {
+			return
+		}
+		if s != "" && !strings.HasPrefix(s, "/") {
+			d.errs.add(line, key, "must be an absolute path, got "+quote(s))
+			return
+		}
+		if strings.ContainsRune(s, 0) || len(s) > 4096 {
+			d.errs.add(line, key, "is not a usable path")
+			return
+		}
+		*p = s
 	}
 }
 

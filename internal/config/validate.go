@@ -3,29 +3,35 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Limits of the values, as documented in docs/config.md.
 const (
-	maxListen     = 64   // listen addresses
-	maxInterfaces = 64   // XDP interfaces
-	maxIfname     = 15   // bytes of an interface name (IFNAMSIZ - 1)
-	maxWorkers    = 1024 // sockets per listen address
-	maxStratum    = 15   // local-stratum
-	maxBurst      = 1024
-	maxLeak       = 1000000
-	minTableSize  = 64
-	maxTableSize  = 1 << 24
-	maxPrefixes   = 4096 // entries of allow and of deny
-	minInterval   = time.Millisecond
-	maxInterval   = time.Hour
-	minPoll       = time.Second
-	maxPoll       = 16 * time.Second
-	maxUnsync     = 24 * time.Hour
-	unsyncPerPoll = 2 // unsync-after is at least this many polls
+	maxListen        = 64 // listen addresses
+	maxInterfaces    = 64 // XDP interfaces
+	maxServers       = 32 // client servers
+	maxMakeStepLimit = 1000000
+	maxMakeStep      = 1000 * time.Second
+	maxPanic         = 100 * 365 * 24 * time.Hour
+	maxIfname        = 15   // bytes of an interface name (IFNAMSIZ - 1)
+	maxWorkers       = 1024 // sockets per listen address
+	maxStratum       = 15   // local-stratum
+	maxBurst         = 1024
+	maxLeak          = 1000000
+	minTableSize     = 64
+	maxTableSize     = 1 << 24
+	maxPrefixes      = 4096 // entries of allow and of deny
+	minInterval      = time.Millisecond
+	maxInterval      = time.Hour
+	minPoll          = time.Second
+	maxPoll          = 16 * time.Second
+	maxUnsync        = 24 * time.Hour
+	unsyncPerPoll    = 2 // unsync-after is at least this many polls
 )
 
 // checker reports validation problems at the lines the keys were set on.
@@ -64,6 +70,10 @@ func (k *checker) action(key string, a Action) {
 
 func (c *Config) validate(k *checker) {
 	c.Server.validate(k)
+	c.Client.validate(k)
+	if len(c.Client.Servers) > 0 && c.Mirror.Enabled() {
+		k.fail("client.servers", "cannot be used with mirror.upstream: the server serves either the client's time or the mirrored one")
+	}
 	c.Mirror.validate(k)
 	switch c.Log.Level {
 	case slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError:
@@ -79,6 +89,30 @@ func (s *Server) validate(k *checker) {
 	s.RateLimit.validate(k)
 	s.Access.validate(k)
 	s.XDP.validate(k)
+}
+
+func (c *Client) validate(k *checker) {
+	const key = "client.servers"
+	if len(c.Servers) > maxServers {
+		k.fail(key, fmt.Sprintf("must list at most %d servers, got %d", maxServers, len(c.Servers)))
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Servers {
+		hp := net.JoinHostPort(s.Host, strconv.Itoa(int(s.Port)))
+		if seen[hp] {
+			k.failElem(key, i, fmt.Sprintf("duplicate server %s", hp))
+		}
+		seen[hp] = true
+	}
+	if c.Clock.String() == "invalid" {
+		k.fail("client.clock", fmt.Sprintf(`must be "kernel" or "none", got clock %d`, int(c.Clock)))
+	}
+	k.intRange("client.min-sources", c.MinSources, 1, maxServers)
+	k.durationRange("client.makestep", c.MakeStep, time.Millisecond, maxMakeStep)
+	k.intRange("client.makestep-limit", c.MakeStepLimit, 0, maxMakeStepLimit)
+	if c.Panic != 0 {
+		k.durationRange("client.panic", c.Panic, time.Second, maxPanic)
+	}
 }
 
 func (x *XDP) validate(k *checker) {

@@ -228,3 +228,38 @@ func parseInterface(s string) (string, string) {
 	}
 	return s, ""
 }
+
+// parseServerSpec parses an entry of client.servers: "HOST[:PORT]" and
+// options, separated by spaces. HOST is an IP literal (IPv6 in brackets
+// when a port follows; a link-local one may have a zone) or a DNS name;
+// PORT defaults to 123. The one option is "iburst".
+func parseServerSpec(s string) (ServerSpec, string) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return ServerSpec{}, "a server must not be empty"
+	}
+	spec := ServerSpec{Port: 123}
+	hostport := f[0]
+	if a, err := netip.ParseAddr(strings.Trim(hostport, "[]")); err == nil && !strings.Contains(hostport, "]:") {
+		spec.Host = a.String()
+	} else if strings.Contains(hostport, ":") {
+		host, port, msg := parseUpstream(hostport)
+		if msg != "" {
+			return ServerSpec{}, msg
+		}
+		spec.Host, spec.Port = host, port
+	} else if validHostname(hostport) {
+		spec.Host = hostport
+	} else {
+		return ServerSpec{}, fmt.Sprintf("%s: %s is neither an IP address nor a host name", quote(s), quote(hostport))
+	}
+	for _, o := range f[1:] {
+		switch o {
+		case "iburst":
+			spec.IBurst = true
+		default:
+			return ServerSpec{}, fmt.Sprintf("%s: unknown option %s (the one option is iburst)", quote(s), quote(o))
+		}
+	}
+	return spec, ""
+}

@@ -14,10 +14,12 @@ import (
 
 	"github.com/meridian-ntp/meridian/internal/clock"
 	"github.com/meridian-ntp/meridian/internal/discipline"
+	"github.com/meridian-ntp/meridian/internal/drift"
 	"github.com/meridian-ntp/meridian/internal/engine"
 	"github.com/meridian-ntp/meridian/internal/mono"
 	"github.com/meridian-ntp/meridian/internal/ntp"
 	"github.com/meridian-ntp/meridian/internal/query"
+	"github.com/meridian-ntp/meridian/internal/server"
 	"github.com/meridian-ntp/meridian/internal/source"
 )
 
@@ -36,11 +38,19 @@ type clientConfig struct {
 	Engine engine.Config
 	Clock  clock.Clock
 	// Served, if set, receives the engine's time state after every
-	// update.
-	Served *Served
-	Origin time.Time // zero of the monotonic clock
-	Log    *slog.Logger
+	// update; while the client is not synchronized, Fallback's state if
+	// Fallback is set.
+	Served   *Served
+	Fallback func() *server.State
+	Origin   time.Time // zero of the monotonic clock
+	Log      *slog.Logger
+	// DriftFile, if set, receives the oscillator's frequency error every
+	// driftEvery and when the client stops.
+	DriftFile string
 }
+
+// driftEvery is how often the drift file is written.
+const driftEvery = time.Hour
 
 // clientReply is a datagram from a source, with its kernel receive time.
 type clientReply struct {
@@ -159,10 +169,15 @@ type clientLoop struct {
 func (l *clientLoop) run(ctx context.Context, replies <-chan clientReply) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	driftTick := time.NewTicker(driftEvery)
+	defer driftTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			l.writeDrift()
 			return nil
+		case <-driftTick.C:
+			l.writeDrift()
 		case <-timer.C:
 			l.timer()
 		case r := <-replies:
@@ -220,11 +235,29 @@ func (l *clientLoop) apply(a discipline.Adjustment) {
 		l.c.Log.Error("cannot adjust the clock", "err", err)
 	}
 	if l.c.Served != nil {
+		if !d.Synced() && l.c.Fallback != nil {
+			st = l.c.Fallback()
+		}
 		l.c.Served.Store(st)
 	}
 	if synced := d.Synced(); synced != l.synced || d.Alarm() != l.alarm {
 		l.synced, l.alarm = synced, d.Alarm()
 		l.logState(now)
+	}
+}
+
+// writeDrift writes the drift file, if there is one and an estimate.
+func (l *clientLoop) writeDrift() {
+	if l.c.DriftFile == "" {
+		return
+	}
+	ppm, sd, ok := l.eng.Discipline().Drift(l.now())
+	if !ok {
+		return
+	}
+	d := drift.Drift{FreqPPM: max(-drift.MaxFreqPPM, min(drift.MaxFreqPPM, ppm)), SDPPM: min(sd, drift.MaxSDPPM)}
+	if err := drift.Write(l.c.DriftFile, d); err != nil {
+		l.c.Log.Error("cannot write the drift file", "err", err)
 	}
 }
 

@@ -4,14 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/clock"
 	"github.com/meridian-ntp/meridian/internal/config"
+	"github.com/meridian-ntp/meridian/internal/drift"
 	"github.com/meridian-ntp/meridian/internal/engine"
 	"github.com/meridian-ntp/meridian/internal/ntp"
+	"github.com/meridian-ntp/meridian/internal/query"
 	"github.com/meridian-ntp/meridian/internal/server"
 )
 
@@ -72,5 +75,50 @@ func TestClientBadSource(t *testing.T) {
 		Sources: []clientSource{{Name: "bad", Addr: netip.MustParseAddrPort("[fe80::1%nosuchif0]:123")}}})
 	if err == nil || !strings.Contains(err.Error(), "source bad") {
 		t.Errorf("runClient with an address on a missing interface: %v; want an error naming the source", err)
+	}
+}
+
+// TestDaemonClient configures a daemon's client with two of Meridian's
+// own servers and the clock backend "none": it must synchronize to them
+// and serve stratum 4 with one of their addresses as reference ID, fall
+// back to its local stratum before that, and write its drift file when it
+// stops.
+func TestDaemonClient(t *testing.T) {
+	var servers []config.ServerSpec
+	for range 2 {
+		d, _ := startDaemon(t, func(c *config.Config) { c.Server.LocalStratum = 3 })
+		a := d.Addrs()[0]
+		servers = append(servers, config.ServerSpec{Host: a.Addr().String(), Port: a.Port(), IBurst: true})
+	}
+	driftPath := filepath.Join(t.TempDir(), "drift")
+	d, logs := startDaemon(t, func(c *config.Config) {
+		c.Server.LocalStratum = 12
+		c.Client.Servers = servers
+		c.Client.Clock = config.ClockNone
+		c.Client.DriftFile = driftPath
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := query.One(context.Background(), d.Addrs()[0].String(), queryConfig())
+		if r.Err == nil && r.Sample.Header.Stratum == 4 {
+			if ref := r.Sample.Header.RefID; ref != (ntp.RefID{127, 0, 0, 1}) {
+				t.Errorf("reference ID %v; want 127.0.0.1, the servers' address", ref)
+			}
+			break
+		}
+		if r.Err == nil && r.Sample.Header.Stratum != 12 {
+			t.Fatalf("serving stratum %d; want 12 (the fallback) or 4", r.Sample.Header.Stratum)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not serving stratum 4 within 20 s: %v %+v\n%s", r.Err, r.Sample.Header, logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.Stop()
+	if _, err := drift.Read(driftPath); err != nil {
+		t.Errorf("drift file after stop: %v\n%s", err, logs)
+	}
+	if !strings.Contains(logs.String(), "clock synchronized") {
+		t.Errorf("log:\n%s\nwant a line saying the clock is synchronized", logs)
 	}
 }

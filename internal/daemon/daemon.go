@@ -57,7 +57,18 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, 
 	}
 	origin := time.Now()
 	precision := measurePrecision()
-	d.startProviders(ctx, cfg, origin, precision)
+	var client *clientConfig
+	if len(cfg.Client.Servers) > 0 {
+		cc, err := newClientConfig(ctx, cfg, precision, log)
+		if err != nil {
+			d.close()
+			cancel()
+			return nil, err
+		}
+		cc.Origin = origin
+		client = &cc
+	}
+	d.startProviders(ctx, cfg, origin, precision, client)
 	err := d.startWorkers(cfg, acl, origin)
 	if err == nil && d.xdp != nil {
 		err = d.attachXDP(cfg)
@@ -117,7 +128,7 @@ func (d *Daemon) listen(cfg *config.Config) error {
 	return nil
 }
 
-func (d *Daemon) startProviders(ctx context.Context, cfg *config.Config, origin time.Time, precision int8) {
+func (d *Daemon) startProviders(ctx context.Context, cfg *config.Config, origin time.Time, precision int8, client *clientConfig) {
 	// The first state is in place before any worker starts, so that no
 	// request is answered from an unset state or as unsynchronized by a
 	// server configured with a local stratum.
@@ -129,6 +140,8 @@ func (d *Daemon) startProviders(ctx context.Context, cfg *config.Config, origin 
 	// What is served is logged before the provider starts, so that the
 	// log says it before any request is answered.
 	switch {
+	case client != nil:
+		d.log.Info("client", "servers", len(client.Sources), "clock", cfg.Client.Clock, "local_stratum_fallback", cfg.Server.LocalStratum)
 	case cfg.Mirror.Enabled():
 		d.log.Info("mirror mode", "upstream", cfg.Mirror.Upstream, "poll", cfg.Mirror.Poll,
 			"unsync_after", cfg.Mirror.UnsyncAfter)
@@ -141,6 +154,16 @@ func (d *Daemon) startProviders(ctx context.Context, cfg *config.Config, origin 
 	// The provider exits when ctx is done.
 	go func() {
 		defer d.wg.Done()
+		if client != nil {
+			client.Served = &d.served
+			if n := cfg.Server.LocalStratum; n > 0 {
+				client.Fallback = func() *server.State { return server.Local(uint8(n), precision, ntp.TimeFrom(time.Now())) }
+			}
+			if err := runClient(ctx, *client); err != nil {
+				d.log.Error("client stopped", "err", err)
+			}
+			return
+		}
 		if cfg.Mirror.Enabled() {
 			runMirror(ctx, &d.served, mirrorConfig{Upstream: cfg.Mirror.Upstream, Poll: cfg.Mirror.Poll,
 				UnsyncAfter: cfg.Mirror.UnsyncAfter, Precision: precision, Origin: origin, Log: d.log})
