@@ -162,8 +162,22 @@ type clientLoop struct {
 	conns  []*net.UDPConn
 	now    func() mono.Instant
 	sends  []engine.Send
-	synced bool
-	alarm  discipline.Alarm
+	synced   bool
+	alarm    discipline.Alarm
+	selected string // the selected sources, as selection returns them
+}
+
+// selection returns which sources the discipline selected, as a string
+// of one digit per source.
+func (l *clientLoop) selection() string {
+	b := make([]byte, len(l.c.Sources))
+	for i := range b {
+		b[i] = '0'
+		if l.eng.Discipline().Truechimer(i) {
+			b[i] = '1'
+		}
+	}
+	return string(b)
 }
 
 func (l *clientLoop) run(ctx context.Context, replies <-chan clientReply) error {
@@ -240,8 +254,9 @@ func (l *clientLoop) apply(a discipline.Adjustment) {
 		}
 		l.c.Served.Store(st)
 	}
-	if synced := d.Synced(); synced != l.synced || d.Alarm() != l.alarm {
-		l.synced, l.alarm = synced, d.Alarm()
+	selected := l.selection()
+	if synced := d.Synced(); synced != l.synced || d.Alarm() != l.alarm || selected != l.selected {
+		l.synced, l.alarm, l.selected = synced, d.Alarm(), selected
 		l.logState(now)
 	}
 }

@@ -100,9 +100,14 @@ func refID(addr netip.Addr) ntp.RefID {
 }
 
 // group names the network of addr for the selection's diversity rule:
-// its IPv4 /24 or IPv6 /48.
+// its IPv4 /24 or IPv6 /48 for a public address; none (a group of its
+// own) for loopback, private and link-local ones, which an operator
+// configures one by one, often several on one host.
 func group(addr netip.Addr) string {
 	addr = addr.Unmap()
+	if !addr.IsGlobalUnicast() || addr.IsPrivate() {
+		return ""
+	}
 	bits := 48
 	if addr.Is4() {
 		bits = 24
