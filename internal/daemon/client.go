@@ -157,11 +157,11 @@ func readReplies(conn *net.UDPConn, src int, now func() mono.Instant, out chan<-
 
 // clientLoop is the client's event loop.
 type clientLoop struct {
-	c      clientConfig
-	eng    *engine.Engine
-	conns  []*net.UDPConn
-	now    func() mono.Instant
-	sends  []engine.Send
+	c        clientConfig
+	eng      *engine.Engine
+	conns    []*net.UDPConn
+	now      func() mono.Instant
+	sends    []engine.Send
 	synced   bool
 	alarm    discipline.Alarm
 	selected string // the selected sources, as selection returns them
