@@ -1,16 +1,18 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meridian-ntp/meridian/internal/control"
 	"github.com/meridian-ntp/meridian/internal/mono"
 	"github.com/meridian-ntp/meridian/internal/ntp"
 	"github.com/meridian-ntp/meridian/internal/peertest"
@@ -58,15 +60,14 @@ var sourceState = regexp.MustCompile(`"?(127\.0\.0\.1:\d+) iburst"?="(selected|f
 func TestClientChronyServers(t *testing.T) {
 	t.Parallel()
 	var servers []string
-	var chrony []netip.AddrPort
 	for range 3 {
 		p := peertest.StartChrony(t, peertest.ChronyConfig{Stratum: 5})
-		chrony = append(chrony, p.Addr)
 		servers = append(servers, fmt.Sprintf("%q", p.Addr.String()+" iburst"))
 	}
 	fake := startAheadServer(t, time.Hour)
 	servers = append(servers, fmt.Sprintf("%q", fake.String()+" iburst"))
 	addr := loopbackAddr(t)
+	sock := filepath.Join(t.TempDir(), "control.sock")
 	conf := fmt.Sprintf(`[server]
 listen = ["%v"]
 
@@ -74,42 +75,66 @@ listen = ["%v"]
 servers = [%s]
 clock = "none"
 min-sources = 3
-`, addr, strings.Join(servers, ", "))
+
+[control]
+socket = %q
+`, addr, strings.Join(servers, ", "), sock)
 	m, _ := startMeridian(t, conf, addr, false, 6)
-	// The selection settles once every source has answered; the log has
-	// a line for each change of it.
+	// The selection settles once every source has answered, and the
+	// offsets once iburst has given each a few samples: ask the control
+	// socket until they have.
 	deadline := time.Now().Add(serveWait)
-	var states map[string][2]string
+	var srcs []control.Source
 	for {
-		states = map[string][2]string{}
-		lines := strings.Split(m.Log(), "\n")
-		for i := len(lines) - 1; i >= 0; i-- {
-			if strings.Contains(lines[i], "clock synchronized") {
-				for _, f := range sourceState.FindAllStringSubmatch(lines[i], -1) {
-					states[f[1]] = [2]string{f[2], f[3]}
-				}
-				break
-			}
-		}
-		if len(states) == 4 {
+		code, out, _ := runArgs(t, "sources", "--socket", sock, "--json")
+		srcs = nil
+		if code == exitOK && json.Unmarshal([]byte(out), &srcs) == nil && settled(srcs, fake) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no line with all four sources within %v:\n%s", serveWait, m.Log())
+			t.Fatalf("sources did not settle within %v: %+v\n%s", serveWait, srcs, m.Log())
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
-	for _, a := range chrony {
-		s := states[a.String()]
-		off, _ := strconv.ParseFloat(s[1], 64) // the pattern admits only numbers
-		t.Logf("chronyd %v: %s, offset %+.6f s", a, s[0], off)
-		if s[0] != "selected" || math.Abs(off) > 1e-3 {
-			t.Errorf("chronyd %v: %s, offset %v s; want selected, under 1 ms", a, s[0], off)
+	for _, s := range srcs {
+		t.Logf("%s: %s, offset %+.6f s ± %.6f", s.Name, s.State, s.Offset, s.OffsetSD)
+	}
+	if !sourceState.MatchString(m.Log()) || !strings.Contains(m.Log(), "falseticker offset +3600.") {
+		t.Errorf("the log has no line with the sources' states, or none marking the falseticker:\n%s", m.Log())
+	}
+	// The same, as meridian status and meridian sources show it.
+	code, out, errs := runArgs(t, "status", "--socket", sock)
+	t.Logf("meridian status:\n%s", out)
+	if code != exitOK || !regexp.MustCompile(`(?m)^synchronized +yes$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^stratum +6$`).MatchString(out) {
+		t.Errorf("meridian status = %d\n%s%s\nwant synchronized, stratum 6", code, out, errs)
+	}
+	code, out, errs = runArgs(t, "sources", "--socket", sock)
+	t.Logf("meridian sources:\n%s", out)
+	if code != exitOK || strings.Count(out, "\nselected ") != 3 || strings.Count(out, "\nfalseticker ") != 1 {
+		t.Errorf("meridian sources = %d\n%s%s\nwant three selected, one falseticker", code, out, errs)
+	}
+}
+
+// settled reports whether the sources are: the three chronyd selected
+// with offsets under 1 ms (they share this machine's clock), the server at
+// fake a falseticker, every source past its iburst (four samples: the
+// first few cannot pin the frequency down, and the offset is extrapolated
+// with it).
+func settled(srcs []control.Source, fake netip.AddrPort) bool {
+	if len(srcs) != 4 {
+		return false
+	}
+	for _, s := range srcs {
+		want := "selected"
+		if s.Address == fake.String() {
+			want = "falseticker"
+		} else if math.Abs(s.Offset) >= 1e-3 {
+			return false
+		}
+		if s.State != want || s.Reach&0b111 != 0b111 {
+			return false
 		}
 	}
-	if s := states[fake.String()]; s[0] != "falseticker" {
-		t.Errorf("the server an hour ahead: %v; want a falseticker", s)
-	} else {
-		t.Logf("server an hour ahead %v: %s, offset %s s", fake, s[0], s[1])
-	}
+	return true
 }

@@ -7,6 +7,8 @@
 //	meridian query [flags] HOST[:PORT]...
 //	meridian bench [flags] SERVER
 //	meridian sim [flags] [SCENARIO...]
+//	meridian status --socket PATH [--json]
+//	meridian sources --socket PATH [--json]
 //	meridian version
 //	meridian help [COMMAND]
 //
@@ -38,6 +40,8 @@ Commands:
   query         query NTP servers once and print their time and offset
   bench         load an NTP server with requests and report its throughput
   sim           run the clock discipline in the simulator and report its accuracy
+  status        show a running daemon's client state (--socket PATH)
+  sources       show a running daemon's sources (--socket PATH)
   version       print the version
   help          show help for a command
 
@@ -79,6 +83,8 @@ func run(ctx context.Context, args []string, e env) int {
 		return runDaemon(ctx, rest, e)
 	case "sim":
 		return runSim(ctx, rest, e)
+	case "status", "sources":
+		return runStatusCommand(cmd, rest, e)
 	case "check-config":
 		return runCheckConfig(rest, e)
 	case "version", "--version", "-version":

@@ -77,7 +77,7 @@ func TestDocsListEveryFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	manText := strings.ReplaceAll(string(man), `\-`, "-")
-	for _, cmd := range []string{"query", "daemon", "bench", "sim"} {
+	for _, cmd := range []string{"query", "daemon", "bench", "sim", "status"} {
 		_, _, help := runArgs(t, cmd, "-h")
 		for _, spelled := range helpFlags(help) {
 			if !strings.Contains(string(readme), "`"+spelled+" ") && !strings.Contains(string(readme), "`"+spelled+"`") {
@@ -88,7 +88,7 @@ func TestDocsListEveryFlag(t *testing.T) {
 			}
 		}
 	}
-	for _, cmd := range []string{"daemon", "check-config", "query", "bench", "sim", "version", "help"} {
+	for _, cmd := range []string{"daemon", "check-config", "query", "bench", "sim", "status", "sources", "version", "help"} {
 		manCmd := strings.ReplaceAll(cmd, "-", `\-`)
 		if !strings.Contains(usage, "  "+cmd+" ") || !strings.Contains(string(man), ".SS "+manCmd+"\n") {
 			t.Errorf("command %s missing from usage or manual page", cmd)

@@ -12,10 +12,18 @@ import (
 // the file; decoding goes through [Parse], never through a reflection codec,
 // so that every problem can be reported with its line.
 type Config struct {
-	Server Server `toml:"server"`
-	Client Client `toml:"client"`
-	Mirror Mirror `toml:"mirror"`
-	Log    Log    `toml:"log"`
+	Server  Server  `toml:"server"`
+	Client  Client  `toml:"client"`
+	Mirror  Mirror  `toml:"mirror"`
+	Control Control `toml:"control"`
+	Log     Log     `toml:"log"`
+}
+
+// Control configures the local control socket.
+type Control struct {
+	// Socket is the path of the unix socket that meridian status and
+	// meridian sources read from; "" turns it off.
+	Socket string `toml:"socket"`
 }
 
 // Client configures the client: the servers it takes time from and what

@@ -56,6 +56,7 @@ func schema(c *Config) []field {
 		{"mirror.upstream", "a string", upstream(m)},
 		{"mirror.poll", "a duration string", duration(&m.Poll)},
 		{"mirror.unsync-after", "a duration string", duration(&m.UnsyncAfter)},
+		{"control.socket", "a string", path(&c.Control.Socket)},
 		{"log.level", "a string", level(&c.Log.Level)},
 	}
 }

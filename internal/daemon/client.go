@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/clock"
+	"github.com/meridian-ntp/meridian/internal/control"
 	"github.com/meridian-ntp/meridian/internal/discipline"
 	"github.com/meridian-ntp/meridian/internal/drift"
 	"github.com/meridian-ntp/meridian/internal/engine"
@@ -47,6 +49,17 @@ type clientConfig struct {
 	// DriftFile, if set, receives the oscillator's frequency error every
 	// driftEvery and when the client stops.
 	DriftFile string
+	// Status, if set, receives the client's status for the control
+	// socket after every event.
+	Status *atomic.Pointer[clientStatus]
+	// ClockName names the clock backend in the status.
+	ClockName string
+}
+
+// clientStatus is a snapshot of the client for the control socket.
+type clientStatus struct {
+	Status  control.Status
+	Sources []control.Source
 }
 
 // driftEvery is how often the drift file is written.
@@ -197,6 +210,7 @@ func (l *clientLoop) run(ctx context.Context, replies <-chan clientReply) error 
 		case r := <-replies:
 			l.reply(r)
 		}
+		l.snapshot()
 		wait := l.eng.Next().Sub(l.now())
 		timer.Reset(max(wait, 0))
 	}
@@ -259,6 +273,63 @@ func (l *clientLoop) apply(a discipline.Adjustment) {
 		l.synced, l.alarm, l.selected = synced, d.Alarm(), selected
 		l.logState(now)
 	}
+}
+
+// snapshot publishes the client's status for the control socket.
+func (l *clientLoop) snapshot() {
+	if l.c.Status == nil {
+		return
+	}
+	now := l.now()
+	d := l.eng.Discipline()
+	st := l.eng.State(now)
+	cs := &clientStatus{Status: control.Status{Synchronized: d.Synced(), Clock: l.c.ClockName, Stratum: int(st.Stratum),
+		RefID: refIDText(st.RefID), Leap: st.Leap.String(), RootDelay: st.RootDelay.Duration().Seconds(),
+		RootDisp: st.RootDisp.Duration().Seconds()}}
+	if a := d.Alarm(); a != discipline.AlarmNone {
+		cs.Status.Alarm = a.String()
+	}
+	if ppm, sd, ok := d.Drift(now); ok {
+		cs.Status.Frequency, cs.Status.FrequencySD = ppm, sd
+	}
+	var sw, off float64
+	for i, s := range l.c.Sources {
+		src := control.Source{Name: s.Name, Address: s.Addr.String(), State: "none",
+			Reach: uint8(l.eng.Association(i).Reach()), Poll: pollLog2(d.Poll(i))}
+		if h, ok := l.eng.Last(i); ok {
+			src.Stratum = int(h.Stratum)
+		}
+		if theta, sd, ok := d.Estimate(now, i); ok {
+			src.Offset, src.OffsetSD = theta, sd
+			src.State = "falseticker"
+			if d.Truechimer(i) {
+				src.State = "selected"
+				w := 1 / max(sd*sd, 1e-24)
+				sw, off = sw+w, off+w*theta
+				if st.RefID == s.Engine.RefID {
+					cs.Status.Reference = s.Name
+				}
+			}
+		}
+		cs.Sources = append(cs.Sources, src)
+	}
+	if sw > 0 {
+		cs.Status.Offset = off / sw
+	}
+	l.c.Status.Store(cs)
+}
+
+func pollLog2(d time.Duration) int {
+	n := 0
+	for s := d / time.Second; s > 1; s >>= 1 {
+		n++
+	}
+	return n
+}
+
+// refIDText writes a reference ID as a dotted quad.
+func refIDText(r ntp.RefID) string {
+	return netip.AddrFrom4(r).String()
 }
 
 // writeDrift writes the drift file, if there is one and an estimate.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -11,9 +12,11 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/config"
+	"github.com/meridian-ntp/meridian/internal/control"
 	"github.com/meridian-ntp/meridian/internal/ntp"
 	"github.com/meridian-ntp/meridian/internal/server"
 	"github.com/meridian-ntp/meridian/internal/udp"
@@ -27,6 +30,9 @@ type Daemon struct {
 	workers []*worker
 	served  Served
 	xdp     *xdp.Program // the fast path, or nil
+
+	// status is the client's last status, for the control socket.
+	status atomic.Pointer[clientStatus]
 
 	// xdpMu guards xdpFinal, the fast path's counts when it was closed.
 	xdpMu    sync.Mutex
@@ -66,7 +72,24 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, 
 			return nil, err
 		}
 		cc.Origin = origin
+		cc.Status = &d.status
+		cc.ClockName = cfg.Client.Clock.String()
 		client = &cc
+	}
+	if cfg.Control.Socket != "" {
+		ln, err := control.Listen(cfg.Control.Socket)
+		if err != nil {
+			d.close()
+			cancel()
+			return nil, err
+		}
+		d.wg.Add(1)
+		// Serve returns when ctx is done.
+		go func() {
+			defer d.wg.Done()
+			control.Serve(ctx, ln, d.handleControl)
+		}()
+		log.Info("control socket", "path", cfg.Control.Socket)
 	}
 	d.startProviders(ctx, cfg, origin, precision, client)
 	err := d.startWorkers(cfg, acl, origin)
@@ -291,4 +314,26 @@ func (d *Daemon) xdpCounters() map[server.Verdict]uint64 {
 		return map[server.Verdict]uint64{}
 	}
 	return c
+}
+
+// handleControl answers the control socket's commands.
+func (d *Daemon) handleControl(cmd string) (any, error) {
+	cs := d.status.Load()
+	switch cmd {
+	case "status":
+		if cs != nil {
+			return cs.Status, nil
+		}
+		// No client: what the server hands out.
+		st := d.served.Load()
+		return control.Status{Synchronized: st.Leap != ntp.LeapUnsync, Alarm: "no client configured", Clock: "none",
+			Stratum: int(st.Stratum), RefID: netip.AddrFrom4(st.RefID).String(), Leap: st.Leap.String(),
+			RootDelay: st.RootDelay.Duration().Seconds(), RootDisp: st.RootDisp.Duration().Seconds()}, nil
+	case "sources":
+		if cs != nil {
+			return cs.Sources, nil
+		}
+		return []control.Source{}, nil
+	}
+	return nil, errors.New("unknown command " + fmt.Sprintf("%q", cmd) + " (status, sources)")
 }

@@ -82,6 +82,12 @@ type estimator struct {
 	group            string
 }
 
+// The wander levels' prior: see newEstimator.
+const (
+	priorLevel = 4 // wanderLevels[4] = 1e-9
+	priorStep  = 1.0
+)
+
 // Initial uncertainty: the frequency error of an uncalibrated crystal;
 // with a drift file, no less than minDriftSD (the oscillator may have
 // aged or warmed since it was written).
@@ -101,6 +107,12 @@ func newEstimator() *estimator {
 	e := &estimator{}
 	for i, w := range wanderLevels {
 		e.bank[i].q = w * w
+		// A prior for the likelihoods: a computer's crystal wanders by
+		// about 1e-9 (priorLevel); a level k steps away starts k·priorStep
+		// behind, so that the first few samples, which cannot tell the
+		// levels apart, do not hand the lead to an extreme one whose
+		// frequency estimate follows every sample's noise.
+		e.bank[i].logLik = -priorStep * math.Abs(float64(i-priorLevel))
 	}
 	return e
 }

@@ -152,6 +152,13 @@ func (e *Engine) HandleResponse(now mono.Instant, src int, b []byte, t4 ntp.Time
 // Discipline returns the engine's discipline, for status.
 func (e *Engine) Discipline() *discipline.Discipline { return e.d }
 
+// Last returns the header of source src's last valid reply, and whether
+// there was one.
+func (e *Engine) Last(src int) (ntp.Header, bool) {
+	h := e.last[src]
+	return h, h.Mode != 0
+}
+
 // Association returns source src's association, for status.
 func (e *Engine) Association(src int) *source.Association { return e.assocs[src] }
 
