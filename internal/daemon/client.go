@@ -177,17 +177,23 @@ type clientLoop struct {
 	sends    []engine.Send
 	synced   bool
 	alarm    discipline.Alarm
-	selected string // the selected sources, as selection returns them
+	selected string // the sources' states, as selection returns them
 }
 
-// selection returns which sources the discipline selected, as a string
-// of one digit per source.
+// selection returns each source's state as one letter: s selected, f
+// falseticker, - no estimate yet.
 func (l *clientLoop) selection() string {
+	d := l.eng.Discipline()
+	now := l.now()
 	b := make([]byte, len(l.c.Sources))
 	for i := range b {
-		b[i] = '0'
-		if l.eng.Discipline().Truechimer(i) {
-			b[i] = '1'
+		switch _, _, ok := d.Estimate(now, i); {
+		case !ok:
+			b[i] = '-'
+		case d.Truechimer(i):
+			b[i] = 's'
+		default:
+			b[i] = 'f'
 		}
 	}
 	return string(b)
