@@ -98,9 +98,12 @@ const (
 
 // A jump: an innovation over jumpMin seconds and over jumpSigmas standard
 // deviations of what the filter expected.
+// A young filter (fewer than jumpMinSamples samples) does not know its
+// drift well enough to call anything a jump.
 const (
-	jumpMin    = 0.5
-	jumpSigmas = 100
+	jumpMin        = 0.5
+	jumpSigmas     = 100
+	jumpMinSamples = 8
 )
 
 func newEstimator() *estimator {
@@ -153,7 +156,7 @@ func (e *estimator) add(m Measurement) float64 {
 	// rather than read the jump as drift, which would corrupt the
 	// frequency of every filter.
 	k := &e.bank[best]
-	if innov := z - k.theta; math.Abs(innov) > jumpMin && innov*innov > jumpSigmas*jumpSigmas*(k.p[0][0]+r) {
+	if innov := z - k.theta; e.n >= jumpMinSamples && math.Abs(innov) > jumpMin && innov*innov > jumpSigmas*jumpSigmas*(k.p[0][0]+r) {
 		e.jumps++
 		for i := range e.bank {
 			e.bank[i].theta = z
@@ -189,8 +192,22 @@ func (e *estimator) variance(d float64) float64 {
 	lo := slices.Min(e.delays)
 	m := e.medianExcess(lo)
 	x := d - lo + minBias*m
-	return x*x/12 + floorShare*floorShare*m*m + 1e-16
+	r := x*x/12 + floorShare*floorShare*m*m + 1e-16
+	// While the window holds few delays, its minimum says little about
+	// the path's: the sample's error is then bounded only by half its
+	// whole delay, evenly spread ((d/2)²/3), a bound that fades as the
+	// window fills. Without it the first samples of a jittery path look
+	// precise, and a frequency fitted to three of them two seconds apart
+	// can be off by thousands of ppm.
+	if w := 1 - float64(len(e.delays))/youngWindow; w > 0 {
+		r += w * d * d / 12
+	}
+	return r
 }
+
+// youngWindow is how many delays the window must hold before its minimum
+// is trusted fully.
+const youngWindow = 16
 
 // medianExcess returns the median delay above lo in the window.
 func (e *estimator) medianExcess(lo float64) float64 {

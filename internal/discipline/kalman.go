@@ -21,6 +21,9 @@ type kalman struct {
 	logLik float64
 }
 
+// maxNu bounds the drift estimate, s/s.
+const maxNu = 1000e-6
+
 // qTheta is the variance per second of white phase noise assumed beside
 // the frequency random walk: it keeps the filter from trusting its own
 // offset estimate without bound (1 ns/sqrt(s)).
@@ -54,7 +57,10 @@ func (k *kalman) update(z, r float64) float64 {
 	}
 	g0, g1 := k.p[0][0]/s, k.p[1][0]/s
 	k.theta += g0 * innov
-	k.nu += g1 * innov
+	// No crystal is maxNu off (the kernel corrects ±500 ppm by frequency):
+	// a drift beyond it is noise fitted as frequency, and steering by it
+	// would run the clock away.
+	k.nu = max(-maxNu, min(maxNu, k.nu+g1*innov))
 	p00, p01, p11 := k.p[0][0], k.p[0][1], k.p[1][1]
 	k.p[0][0] = (1 - g0) * p00
 	k.p[0][1] = (1 - g0) * p01

@@ -281,3 +281,16 @@ func TestLeapSeconds(t *testing.T) {
 		}
 	}
 }
+
+// TestNoRunaway: seed 46 of chrony's Test 1 at 10 ms of jitter once ran the
+// clock seconds away: a frequency fitted to the first, jittery samples was
+// thousands of ppm off, and every later sample looked like a jump. The
+// first samples' variance now admits how little a nearly empty delay
+// window says, a young filter calls nothing a jump, and the drift estimate
+// is bounded.
+func TestNoRunaway(t *testing.T) {
+	r := Run(ChronyModel(46, 1e-9, 10*time.Millisecond, 0, 11))
+	if r.RMSOffset > 3*time.Millisecond || r.FreqRMS > 10e-6 {
+		t.Errorf("seed 46: RMS %v, frequency error %.1f ppm; want under 3 ms, 10 ppm", r.RMSOffset, r.FreqRMS*1e6)
+	}
+}
