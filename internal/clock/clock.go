@@ -29,6 +29,9 @@ type Clock interface {
 	// maximum and estimated errors, for other programs to read
 	// (timedatectl, node_exporter).
 	SetStatus(synced bool, maxErr, estErr time.Duration) error
+	// FromSystem converts t, a reading of the system clock (such as a
+	// kernel receive timestamp), to this clock's time.
+	FromSystem(t time.Time) time.Time
 }
 
 // None is a clock that is read but never steered: every setter does
@@ -56,3 +59,6 @@ func (None) SetLeap(ntp.Leap) error { return nil }
 
 // SetStatus does nothing.
 func (None) SetStatus(bool, time.Duration, time.Duration) error { return nil }
+
+// FromSystem returns t: None is the system clock.
+func (None) FromSystem(t time.Time) time.Time { return t }

@@ -51,3 +51,15 @@ func TestVirtual(t *testing.T) {
 		t.Errorf("record %+v", r)
 	}
 }
+
+func TestFromSystem(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := base
+	v := NewVirtual(func() time.Time { return now }, -50*time.Millisecond)
+	if got := v.FromSystem(base.Add(time.Second)).Sub(base); got != 950*time.Millisecond {
+		t.Errorf("FromSystem(base + 1 s) = base + %v; want 950ms", got)
+	}
+	if got := (None{}).FromSystem(base); !got.Equal(base) {
+		t.Errorf("None.FromSystem changed the time: %v", got)
+	}
+}

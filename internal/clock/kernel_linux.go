@@ -33,6 +33,9 @@ const (
 // Now reads the system clock.
 func (Kernel) Now() time.Time { return time.Now() }
 
+// FromSystem returns t: Kernel is the system clock.
+func (Kernel) FromSystem(t time.Time) time.Time { return t }
+
 // freqTimex returns the adjtimex request that sets a frequency correction
 // of ppm: within ±500 ppm by the frequency offset alone, the tick at its
 // nominal length; beyond, by whole ticks and the rest as the offset.

@@ -54,6 +54,16 @@ func (v *Virtual) Now() time.Time {
 	return now.Add(v.offset)
 }
 
+// FromSystem converts a reading of the base clock (the system clock, by
+// default) to the virtual clock's time, at the virtual clock's current
+// offset from its base.
+func (v *Virtual) FromSystem(t time.Time) time.Time {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.settle()
+	return t.Add(v.offset)
+}
+
 // SetFrequency sets the frequency correction.
 func (v *Virtual) SetFrequency(ppm float64) error {
 	v.mu.Lock()

@@ -240,7 +240,10 @@ func (l *clientLoop) timer() {
 
 // reply hands a reply to the engine.
 func (l *clientLoop) reply(r clientReply) {
-	adj, ok, err := l.eng.HandleResponse(r.at, r.src, r.b, ntp.TimeFrom(r.rx), r.rx)
+	// The receive timestamp is the system clock's; the request's send
+	// time is the steered clock's: take both on the same clock.
+	rx := l.c.Clock.FromSystem(r.rx)
+	adj, ok, err := l.eng.HandleResponse(r.at, r.src, r.b, ntp.TimeFrom(rx), rx)
 	if err != nil {
 		l.c.Log.Debug("reply refused", "source", l.c.Sources[r.src].Name, "err", err)
 		return
