@@ -140,7 +140,6 @@ type Discipline struct {
 	slewing bool
 	updates int
 	alarm   Alarm
-	offset  float64 // the last combined offset estimate, s
 	leap    ntp.Leap
 	started mono.Instant
 }
@@ -185,7 +184,7 @@ func (d *Discipline) Sample(now mono.Instant, src int, m Measurement) Adjustment
 		e.poll = d.cfg.MinPoll
 		d.sources[src] = e
 	}
-	e.add(m)
+	e.add(m, d.Corrected(m.At))
 	e.adaptPoll(d.cfg.MinPoll, d.cfg.MaxPoll)
 	a := d.update(now)
 	d.leap = d.leapVote(m.UTC)
@@ -312,7 +311,7 @@ func (d *Discipline) update(now mono.Instant) Adjustment {
 	}
 	d.alarm = AlarmNone
 	d.updates++
-	d.nu, d.offset = nu, theta
+	d.nu = nu
 	maxSlew := d.cfg.MaxSlewPPM * 1e-6
 	if math.Abs(theta) > d.cfg.MakeStep.Seconds() && d.cfg.MakeStepLimit > 0 && d.updates <= d.cfg.MakeStepLimit {
 		step := time.Duration(theta * 1e9)

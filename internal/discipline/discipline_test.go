@@ -38,14 +38,14 @@ func TestEstimatorWeighsByDelay(t *testing.T) {
 	for i := range 32 {
 		at = at.Add(64 * time.Second)
 		delay := 200*time.Microsecond + time.Duration(i%4)*100*time.Microsecond
-		e.add(Measurement{At: at, Offset: 0, Delay: delay})
+		e.add(Measurement{At: at, Offset: 0, Delay: delay}, 0)
 	}
 	before, _, _, _ := e.estimate(at, 0)
 	at = at.Add(64 * time.Second)
-	e.add(Measurement{At: at, Offset: 5 * time.Millisecond, Delay: 10200 * time.Microsecond})
+	e.add(Measurement{At: at, Offset: 5 * time.Millisecond, Delay: 10200 * time.Microsecond}, 0)
 	slow, _, _, _ := e.estimate(at, 0)
 	at = at.Add(64 * time.Second)
-	e.add(Measurement{At: at, Offset: 5 * time.Millisecond, Delay: 200 * time.Microsecond})
+	e.add(Measurement{At: at, Offset: 5 * time.Millisecond, Delay: 200 * time.Microsecond}, 0)
 	fast, _, _, _ := e.estimate(at, 0)
 	t.Logf("5 ms offsets: at 10 ms above the minimum delay moved the estimate %.1f µs, at the minimum %.1f µs",
 		(slow-before)*1e6, (fast-slow)*1e6)
@@ -105,7 +105,7 @@ func TestPollBounds(t *testing.T) {
 	at := mono.Instant(0)
 	for range 40 {
 		at = at.Add(d.Poll(1))
-		d.Sample(at, 1, Measurement{At: at, Offset: 0, Delay: time.Millisecond + time.Duration(at%7)*time.Microsecond, Corrected: d.Corrected(at)})
+		d.Sample(at, 1, Measurement{At: at, Offset: 0, Delay: time.Millisecond + time.Duration(at%7)*time.Microsecond})
 	}
 	if got := d.Poll(1); got != 64*time.Second {
 		t.Errorf("poll after 40 samples: %v; want 64s (MaxPoll 6)", got)
@@ -149,11 +149,11 @@ func TestPanicAndJump(t *testing.T) {
 	var a Adjustment
 	for range 20 {
 		at = at.Add(64 * time.Second)
-		a = d.Sample(at, 0, Measurement{At: at, Offset: 0, Delay: time.Millisecond, Corrected: d.Corrected(at)})
+		a = d.Sample(at, 0, Measurement{At: at, Offset: 0, Delay: time.Millisecond})
 	}
 	before := a.FreqPPM
 	at = at.Add(64 * time.Second)
-	a = d.Sample(at, 0, Measurement{At: at, Offset: 2 * time.Hour, Delay: time.Millisecond, Corrected: d.Corrected(at)})
+	a = d.Sample(at, 0, Measurement{At: at, Offset: 2 * time.Hour, Delay: time.Millisecond})
 	if a.Step != 0 || a.Wake != 0 || math.Abs(a.FreqPPM-before) > 0.01 || d.Alarm() != AlarmPanic {
 		t.Errorf("after a 2 h jump: %+v, alarm %v; want no step, no slew, the frequency kept (%v ppm), the panic alarm", a, d.Alarm(), before)
 	}
@@ -283,7 +283,7 @@ func TestObserve(t *testing.T) {
 	at := mono.Instant(0)
 	for range 10 {
 		at = at.Add(64 * time.Second)
-		d.Sample(at, 0, Measurement{At: at, Offset: 20 * time.Millisecond, Delay: time.Millisecond, Corrected: d.Corrected(at)})
+		d.Sample(at, 0, Measurement{At: at, Offset: 20 * time.Millisecond, Delay: time.Millisecond})
 	}
 	theta, _, ok := d.Estimate(at, 0)
 	if !ok || math.Abs(theta-0.02) > 1e-5 || d.Corrected(at) != 0 {

@@ -43,9 +43,6 @@ type Measurement struct {
 	Offset time.Duration
 	// Delay is the round-trip delay.
 	Delay time.Duration
-	// Corrected is the integral, up to At, of every correction the
-	// caller applied to the local clock (see Discipline.Corrected).
-	Corrected float64
 	// RootDistance is the server's own distance from its reference:
 	// half its root delay plus its root dispersion.
 	RootDistance time.Duration
@@ -66,7 +63,7 @@ type estimator struct {
 	bank    [len(wanderLevels)]kalman
 	n       int          // samples taken
 	last    mono.Instant // time of the last sample
-	lastCor float64      // Corrected at the last sample
+	lastCor float64      // Discipline.Corrected at the last sample
 	delays  []float64    // recent delays, oldest first, at most delayWindow
 	poll    int8         // the poll interval, log2 seconds
 	// rootDist is the server's root distance in its last sample, s.
@@ -120,10 +117,10 @@ func newEstimator() *estimator {
 	return e
 }
 
-// add folds in a measurement and returns its normalised innovation in
-// the leading filter (0 for the first sample).
-func (e *estimator) add(m Measurement) float64 {
-	e.leap, e.group = m.Leap, m.Group
+// add folds in a measurement taken when the integral of the corrections
+// applied to the clock was cor (see Discipline.Corrected).
+func (e *estimator) add(m Measurement, cor float64) {
+	e.leap, e.group, e.rootDist = m.Leap, m.Group, m.RootDistance.Seconds()
 	z := m.Offset.Seconds()
 	d := m.Delay.Seconds()
 	e.delays = append(e.delays, d)
@@ -131,22 +128,20 @@ func (e *estimator) add(m Measurement) float64 {
 		e.delays = e.delays[1:]
 	}
 	r := e.variance(d)
-	if e.n == 0 {
-		for i := range e.bank {
-			k := &e.bank[i]
-			sd := initFreqSD
-			if e.initNuSD > 0 {
-				sd = e.initNuSD
-			}
-			k.theta, k.nu = z, e.initNu
-			k.p = [2][2]float64{{r, 0}, {0, sd * sd}}
+	prior, dt, corr := e.n, m.At.Sub(e.last).Seconds(), cor-e.lastCor
+	e.n++
+	e.last, e.lastCor = m.At, cor
+	if prior == 0 {
+		sd := initFreqSD
+		if e.initNuSD > 0 {
+			sd = e.initNuSD
 		}
-		e.n, e.last, e.lastCor = 1, m.At, m.Corrected
-		e.rootDist = m.RootDistance.Seconds()
-		return 0
+		for i := range e.bank {
+			e.bank[i].theta, e.bank[i].nu = z, e.initNu
+			e.bank[i].p = [2][2]float64{{r, 0}, {0, sd * sd}}
+		}
+		return
 	}
-	dt := m.At.Sub(e.last).Seconds()
-	corr := m.Corrected - e.lastCor
 	best := e.best()
 	for i := range e.bank {
 		e.bank[i].predict(dt, corr)
@@ -156,29 +151,18 @@ func (e *estimator) add(m Measurement) float64 {
 	// rather than read the jump as drift, which would corrupt the
 	// frequency of every filter.
 	k := &e.bank[best]
-	if innov := z - k.theta; e.n >= jumpMinSamples && math.Abs(innov) > jumpMin && innov*innov > jumpSigmas*jumpSigmas*(k.p[0][0]+r) {
+	if innov := z - k.theta; prior >= jumpMinSamples && math.Abs(innov) > jumpMin && innov*innov > jumpSigmas*jumpSigmas*(k.p[0][0]+r) {
 		e.jumps++
 		for i := range e.bank {
 			e.bank[i].theta = z
 			e.bank[i].p[0][0] = r
 			e.bank[i].p[0][1], e.bank[i].p[1][0] = 0, 0
 		}
-		e.rootDist = m.RootDistance.Seconds()
-		e.n++
-		e.last, e.lastCor = m.At, m.Corrected
-		return 0
+		return
 	}
-	var nis float64
 	for i := range e.bank {
-		v := e.bank[i].update(z, r)
-		if i == best {
-			nis = v
-		}
+		e.bank[i].update(z, r)
 	}
-	e.rootDist = m.RootDistance.Seconds()
-	e.n++
-	e.last, e.lastCor = m.At, m.Corrected
-	return nis
 }
 
 // variance returns the measurement variance of a sample of delay d: its

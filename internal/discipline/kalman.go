@@ -47,13 +47,12 @@ func (k *kalman) predict(dt, corr float64) {
 	k.p[1][1] = p11 + k.q*dt
 }
 
-// update folds in a measurement z of theta with variance r, and returns
-// the normalised innovation squared (innovation² / its variance).
-func (k *kalman) update(z, r float64) float64 {
+// update folds in a measurement z of theta with variance r.
+func (k *kalman) update(z, r float64) {
 	innov := z - k.theta
 	s := k.p[0][0] + r
 	if s <= 0 || math.IsNaN(s) || math.IsInf(s, 0) {
-		return 0
+		return
 	}
 	g0, g1 := k.p[0][0]/s, k.p[1][0]/s
 	k.theta += g0 * innov
@@ -78,7 +77,6 @@ func (k *kalman) update(z, r float64) float64 {
 	// each sample's share hid real wander instead (66 µs at 10 µs of
 	// jitter, where 6.3 µs is right).
 	k.logLik = likDecay*k.logLik - 0.5*(math.Log(s)+(likDOF+1)*math.Log1p(nis/likDOF))
-	return nis
 }
 
 // likDecay weighs the older innovations in a filter's likelihood: the

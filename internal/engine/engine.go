@@ -140,8 +140,8 @@ func (e *Engine) HandleResponse(now mono.Instant, src int, b []byte, t4 ntp.Time
 	}
 	e.last[src], e.delays[src] = h, s.Delay
 	adj := e.d.Sample(now, src, discipline.Measurement{At: now, Offset: s.Offset, Delay: s.Delay,
-		Corrected: e.d.Corrected(now), RootDistance: h.RootDelay.Duration()/2 + h.RootDisp.Duration(),
-		Leap: h.Leap, UTC: utc, Group: e.cfg.Sources[src].Group})
+		RootDistance: h.RootDelay.Duration()/2 + h.RootDisp.Duration(),
+		Leap:         h.Leap, UTC: utc, Group: e.cfg.Sources[src].Group})
 	e.wake = adj.Wake
 	if e.d.Synced() {
 		e.refTime = t4
