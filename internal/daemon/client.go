@@ -243,14 +243,12 @@ func (l *clientLoop) reply(r clientReply) {
 	// The receive timestamp is the system clock's; the request's send
 	// time is the steered clock's: take both on the same clock.
 	rx := l.c.Clock.FromSystem(r.rx)
-	adj, ok, err := l.eng.HandleResponse(r.at, r.src, r.b, ntp.TimeFrom(rx), rx)
+	adj, err := l.eng.HandleResponse(r.at, r.src, r.b, ntp.TimeFrom(rx), rx)
 	if err != nil {
 		l.c.Log.Debug("reply refused", "source", l.c.Sources[r.src].Name, "err", err)
 		return
 	}
-	if ok {
-		l.apply(adj)
-	}
+	l.apply(adj)
 }
 
 // apply carries out an adjustment, publishes the served state and logs

@@ -125,18 +125,18 @@ func (e *Engine) HandleTimer(now mono.Instant, wall ntp.Time, sends []Send) ([]S
 // HandleResponse takes reply b from source src, received at now and at
 // local time t4 (the kernel's receive timestamp; utc is the same reading
 // as a time). If the reply is valid, it returns the clock's new
-// adjustment and true; otherwise the error says why it was refused.
-func (e *Engine) HandleResponse(now mono.Instant, src int, b []byte, t4 ntp.Time, utc time.Time) (discipline.Adjustment, bool, error) {
+// adjustment; otherwise the error says why it was refused.
+func (e *Engine) HandleResponse(now mono.Instant, src int, b []byte, t4 ntp.Time, utc time.Time) (discipline.Adjustment, error) {
 	if src < 0 || src >= len(e.assocs) {
-		return discipline.Adjustment{}, false, source.ErrNoRequest
+		return discipline.Adjustment{}, source.ErrNoRequest
 	}
 	s, err := e.assocs[src].HandleResponse(now, b, t4)
 	if err != nil {
-		return discipline.Adjustment{}, false, err
+		return discipline.Adjustment{}, err
 	}
 	h := s.Header
 	if h.Stratum > 1 && slices.Contains(e.cfg.OwnRefIDs, h.RefID) {
-		return discipline.Adjustment{}, false, ErrLoop
+		return discipline.Adjustment{}, ErrLoop
 	}
 	e.last[src], e.delays[src] = h, s.Delay
 	adj := e.d.Sample(now, src, discipline.Measurement{At: now, Offset: s.Offset, Delay: s.Delay,
@@ -146,7 +146,7 @@ func (e *Engine) HandleResponse(now mono.Instant, src int, b []byte, t4 ntp.Time
 	if e.d.Synced() {
 		e.refTime = t4
 	}
-	return adj, true, nil
+	return adj, nil
 }
 
 // Discipline returns the engine's discipline, for status.

@@ -28,7 +28,7 @@ func exchange(t *testing.T, e *Engine, now mono.Instant, st *server.State, offse
 		n, _ := resp.Respond(now, st, netip.MustParseAddr("192.0.2.9"), rx, s.Packet, b)
 		server.StampTransmit(b, rx)
 		at := now.Add(2 * delay)
-		if _, ok, err := e.HandleResponse(at, s.Src, b[:n], ntp.TimeFrom(wall.Add(2*delay)), wall.Add(2*delay)); err != nil || !ok {
+		if _, err := e.HandleResponse(at, s.Src, b[:n], ntp.TimeFrom(wall.Add(2*delay)), wall.Add(2*delay)); err != nil {
 			t.Fatalf("HandleResponse: %v", err)
 		}
 	}
@@ -74,10 +74,10 @@ func TestEngineBurstsAndRefuses(t *testing.T) {
 	if next := e.Next(); next != mono.Instant(source.IBurstInterval) {
 		t.Errorf("next timer at %v; want %v (iburst)", time.Duration(next), source.IBurstInterval)
 	}
-	if _, ok, err := e.HandleResponse(0, 5, make([]byte, 48), 0, wall0); ok || err == nil {
-		t.Errorf("reply from an unknown source: ok %v, %v; want an error", ok, err)
+	if _, err := e.HandleResponse(0, 5, make([]byte, 48), 0, wall0); err == nil {
+		t.Errorf("reply from an unknown source: %v; want an error", err)
 	}
-	if _, ok, err := e.HandleResponse(0, 0, make([]byte, 48), 0, wall0); ok || !errors.Is(err, source.ErrMode) && !errors.Is(err, source.ErrOrigin) {
-		t.Errorf("garbage reply: ok %v, %v; want refused by the on-wire checks", ok, err)
+	if _, err := e.HandleResponse(0, 0, make([]byte, 48), 0, wall0); !errors.Is(err, source.ErrMode) && !errors.Is(err, source.ErrOrigin) {
+		t.Errorf("garbage reply: %v; want refused by the on-wire checks", err)
 	}
 }

@@ -237,16 +237,14 @@ func (r *runner) deliver(snd engine.Send) {
 // reply hands a reply to the engine.
 func (r *runner) reply(ev event) {
 	t4, utc := r.wall()
-	adj, ok, err := r.eng.HandleResponse(r.mono(), ev.srv, ev.pkt, t4, utc)
+	adj, err := r.eng.HandleResponse(r.mono(), ev.srv, ev.pkt, t4, utc)
 	if err != nil {
 		r.res.Refused++
 		return
 	}
-	if ok {
-		r.res.Samples++
-		r.apply(adj)
-		r.schedule()
-	}
+	r.res.Samples++
+	r.apply(adj)
+	r.schedule()
 }
 
 // result finishes the statistics.
