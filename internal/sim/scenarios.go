@@ -163,8 +163,7 @@ func byzantine() []Named {
 			sc.Servers[2].Offset = constant(2)
 			sc.Servers[4].Offset = constant(-3)
 		}),
-		v("all-jump-2h", "three servers, all jumping 2 h ahead after 12 hours (THREATS D4)", base, func(sc *Scenario) {
-			sc.Servers = []Server{fiveServers(0).Servers[0], fiveServers(0).Servers[1], fiveServers(0).Servers[2]}
+		v("all-jump-2h", "three servers, all jumping 2 h ahead after 12 hours (THREATS D4)", threeServers, func(sc *Scenario) {
 			for i := range sc.Servers {
 				sc.Servers[i].Offset = func(t float64) float64 {
 					if t >= 12*3600 {
@@ -214,8 +213,7 @@ func byzantine() []Named {
 		v("holdover-return", "the server unreachable from hour 12 to hour 36, then back (THREATS F2)", base, func(sc *Scenario) {
 			sc.Servers[0].Down = func(t float64) bool { return t >= 12*3600 && t < 36*3600 }
 		}),
-		v("one-unreachable", "three servers, one never answering (THREATS D9)", base, func(sc *Scenario) {
-			sc.Servers = []Server{fiveServers(0).Servers[0], fiveServers(0).Servers[1], fiveServers(0).Servers[2]}
+		v("one-unreachable", "three servers, one never answering (THREATS D9)", threeServers, func(sc *Scenario) {
 			sc.Servers[2].Down = func(float64) bool { return true }
 		}),
 	}
