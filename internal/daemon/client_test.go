@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -120,5 +121,62 @@ func TestDaemonClient(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "clock synchronized") {
 		t.Errorf("log:\n%s\nwant a line saying the clock is synchronized", logs)
+	}
+}
+
+// TestClientWrongSourcePort: THREATS C7. A server that answers from
+// another port than the one asked is never heard: the client's socket is
+// connected, and the kernel drops the datagram. The same server answering
+// from the right port is heard at once.
+func TestClientWrongSourcePort(t *testing.T) {
+	for _, other := range []bool{false, true} {
+		asked, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replier := asked
+		if other {
+			if replier, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		go func() { // exits when asked is closed below
+			resp := server.NewResponder(server.Config{})
+			buf, out := make([]byte, 2048), make([]byte, 48)
+			for {
+				n, from, err := asked.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					return
+				}
+				now := ntp.TimeFrom(time.Now())
+				st := server.Local(3, -20, now)
+				if m, _ := resp.Respond(0, st, from.Addr(), now, buf[:n], out); m > 0 {
+					server.StampTransmit(out, ntp.TimeFrom(time.Now()))
+					replier.WriteToUDPAddrPort(out[:m], from)
+				}
+			}
+		}()
+		var served Served
+		served.Store(server.Unsynchronized(-20))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		addr := netip.MustParseAddrPort(asked.LocalAddr().String())
+		go func() {
+			done <- runClient(ctx, clientConfig{Clock: clock.None{}, Served: &served, Origin: time.Now(), Log: slog.New(slog.DiscardHandler),
+				Sources: []clientSource{{Name: addr.String(), Addr: addr, Engine: engine.SourceConfig{IBurst: true}}}})
+		}()
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) && served.Load().Stratum != 4 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		asked.Close()
+		replier.Close()
+		if synced := served.Load().Stratum == 4; synced == other {
+			t.Errorf("replies from another port: %v; synchronized within 2 s: %v; want %v", other, synced, !other)
+		}
 	}
 }
