@@ -22,17 +22,15 @@ func echo(cmd string) (any, error) {
 }
 
 func TestHandleAndAsk(t *testing.T) {
-	var req, resp bytes.Buffer
-	b, _ := jsonRequest("status")
-	WriteFrame(&req, b)
-	if err := Handle(&req, &resp, echo); err != nil {
-		t.Fatal(err)
-	}
+	client, srv := net.Pipe()
+	defer client.Close()
+	go func() { // exits once the one request is answered
+		defer srv.Close()
+		Handle(srv, srv, echo)
+	}()
 	var st Status
-	rw := &pipe{r: &resp, w: &bytes.Buffer{}}
-	rw.w.Reset()
-	if err := askFrom(rw, &st); err != nil || !st.Synchronized || st.Stratum != 3 {
-		t.Errorf("status = %+v, %v", st, err)
+	if err := Ask(client, "status", &st); err != nil || !st.Synchronized || st.Stratum != 3 {
+		t.Errorf("Ask(status) = %+v, %v", st, err)
 	}
 	// A bad command, bad JSON and a bad frame all get error responses.
 	for _, in := range [][]byte{frame([]byte(`{"command":"bogus"}`)), frame([]byte(`not json`)), {0, 0}, {0xFF, 0xFF, 0xFF, 0xFF}} {

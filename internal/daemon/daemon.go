@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -335,5 +334,5 @@ func (d *Daemon) handleControl(cmd string) (any, error) {
 		}
 		return []control.Source{}, nil
 	}
-	return nil, errors.New("unknown command " + fmt.Sprintf("%q", cmd) + " (status, sources)")
+	return nil, fmt.Errorf("unknown command %q (status, sources)", cmd)
 }
