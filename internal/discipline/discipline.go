@@ -124,11 +124,27 @@ type Adjustment struct {
 	Leap ntp.Leap
 }
 
+// Options are one source's options. Zero fields take the Config's
+// values.
+type Options struct {
+	// MinPoll and MaxPoll bound the source's poll interval, log2 seconds
+	// (0: Config.MinPoll and Config.MaxPoll).
+	MinPoll, MaxPoll int8
+	// NoSelect: the source is measured and shown but never selected, so
+	// it never steers the clock nor counts toward a majority.
+	NoSelect bool
+	// Prefer: while any preferred source is a truechimer, only the
+	// preferred truechimers are combined (the others still count toward
+	// the majority and MinSources).
+	Prefer bool
+}
+
 // Discipline turns the samples of its sources into corrections of the
 // local clock. It is not safe for concurrent use.
 type Discipline struct {
 	cfg     Config
 	sources map[int]*estimator
+	opts    map[int]Options
 
 	// The corrections applied so far: corr is their integral at corrAt
 	// (seconds), freq the frequency correction in force since (s/s).
@@ -153,7 +169,38 @@ const StartWait = 30 * time.Second
 // time now.
 func New(cfg Config, now mono.Instant) *Discipline {
 	cfg.defaults()
-	return &Discipline{cfg: cfg, sources: map[int]*estimator{}, corrAt: now, started: now}
+	return &Discipline{cfg: cfg, sources: map[int]*estimator{}, opts: map[int]Options{}, corrAt: now, started: now}
+}
+
+// SetOptions sets source src's options; a source without is polled and
+// selected by the Config alone.
+func (d *Discipline) SetOptions(src int, o Options) {
+	if o.MinPoll == 0 {
+		o.MinPoll = d.cfg.MinPoll
+	}
+	if o.MaxPoll == 0 {
+		o.MaxPoll = d.cfg.MaxPoll
+	}
+	o.MaxPoll = max(o.MaxPoll, o.MinPoll)
+	d.opts[src] = o
+	if e := d.sources[src]; e != nil {
+		e.poll = max(o.MinPoll, min(o.MaxPoll, e.poll))
+	}
+}
+
+// Remove forgets source src: its estimate no longer takes part, and a
+// later source of the same number starts afresh.
+func (d *Discipline) Remove(src int) {
+	delete(d.sources, src)
+	delete(d.opts, src)
+}
+
+// options returns source src's options, the Config's if it has none.
+func (d *Discipline) options(src int) Options {
+	if o, ok := d.opts[src]; ok {
+		return o
+	}
+	return Options{MinPoll: d.cfg.MinPoll, MaxPoll: d.cfg.MaxPoll}
 }
 
 // Corrected returns the integral of the corrections applied up to now
@@ -181,11 +228,12 @@ func (d *Discipline) Sample(now mono.Instant, src int, m Measurement) Adjustment
 		if d.cfg.DriftSDPPM > 0 {
 			e.initNu, e.initNuSD = -d.cfg.DriftPPM*1e-6, max(d.cfg.DriftSDPPM*1e-6, minDriftSD)
 		}
-		e.poll = d.cfg.MinPoll
+		e.poll = d.options(src).MinPoll
 		d.sources[src] = e
 	}
 	e.add(m, d.Corrected(m.At))
-	e.adaptPoll(d.cfg.MinPoll, d.cfg.MaxPoll)
+	o := d.options(src)
+	e.adaptPoll(o.MinPoll, o.MaxPoll)
 	a := d.update(now)
 	d.leap = d.leapVote(m.UTC)
 	a.Leap = d.leap
@@ -273,7 +321,7 @@ func (d *Discipline) LeapAnnounced() ntp.Leap {
 
 // Poll returns the interval at which source src should be polled now.
 func (d *Discipline) Poll(src int) time.Duration {
-	p := d.cfg.MinPoll
+	p := d.options(src).MinPoll
 	if e := d.sources[src]; e != nil {
 		p = e.poll
 	}
@@ -350,12 +398,19 @@ func (d *Discipline) holdover(now mono.Instant) Adjustment {
 func (d *Discipline) combine(now mono.Instant) (theta, nu float64, ok bool) {
 	cor := d.Corrected(now)
 	cs := make([]candidate, 0, len(d.sources))
+	answered := 0
 	for src, e := range d.sources {
+		answered++
+		o := d.options(src)
+		if o.NoSelect {
+			e.truechimer, e.combined = false, false
+			continue
+		}
 		t, n, vt, _ := e.estimate(now, cor)
 		lo, hi := interval(t, vt, slices.Min(e.delays), e.rootDist)
-		cs = append(cs, candidate{src: src, group: e.group, theta: t, nu: n, varTheta: vt, lo: lo, hi: hi})
+		cs = append(cs, candidate{src: src, group: e.group, theta: t, nu: n, varTheta: vt, lo: lo, hi: hi, prefer: o.Prefer})
 	}
-	if 2*len(cs) <= d.cfg.Sources && now.Sub(d.started) < StartWait {
+	if 2*answered <= d.cfg.Sources && now.Sub(d.started) < StartWait {
 		d.alarm = AlarmWaiting
 		return 0, 0, false
 	}
@@ -364,14 +419,20 @@ func (d *Discipline) combine(now mono.Instant) (theta, nu float64, ok bool) {
 		return 0, 0, false
 	}
 	var sw float64
-	agree := 0
+	agree, preferred := 0, false
+	for _, c := range cs {
+		d.sources[c.src].truechimer = c.truechime
+		if c.truechime {
+			agree++
+			preferred = preferred || c.prefer
+		}
+	}
 	for _, c := range cs {
 		e := d.sources[c.src]
-		e.truechimer = c.truechime
-		if !c.truechime {
+		e.combined = c.truechime && (c.prefer || !preferred)
+		if !e.combined {
 			continue
 		}
-		agree++
 		w := 1 / max(c.varTheta, 1e-20)
 		sw += w
 		theta += w * c.theta
@@ -392,6 +453,14 @@ func (d *Discipline) Alarm() Alarm { return d.alarm }
 func (d *Discipline) Truechimer(src int) bool {
 	e := d.sources[src]
 	return e != nil && e.truechimer
+}
+
+// Combined reports whether source src's estimate was combined into the
+// clock's at the last update: a truechimer, and preferred if any
+// truechimer is.
+func (d *Discipline) Combined(src int) bool {
+	e := d.sources[src]
+	return e != nil && e.combined
 }
 
 func clamp(x, limit float64) float64 { return max(-limit, min(limit, x)) }

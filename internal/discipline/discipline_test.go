@@ -290,3 +290,54 @@ func TestObserve(t *testing.T) {
 		t.Errorf("observing a steady 20 ms offset: estimate %v, corrected %v; want 20 ms, 0", theta, d.Corrected(at))
 	}
 }
+
+// TestSourceOptions: a source's own poll bounds override the Config's;
+// a noselect source is measured but never selected nor steers; while a
+// preferred source is a truechimer, only preferred sources are combined;
+// a removed source takes no further part.
+func TestSourceOptions(t *testing.T) {
+	d := New(Config{MinPoll: 6, MaxPoll: 10, Sources: 3}, 0)
+	d.SetOptions(0, Options{MinPoll: 4, MaxPoll: 5})
+	d.SetOptions(1, Options{NoSelect: true})
+	d.SetOptions(2, Options{Prefer: true})
+	if got := d.Poll(0); got != 16*time.Second {
+		t.Errorf("poll of source 0 before any sample: %v; want 16s (its minpoll 4)", got)
+	}
+	at := mono.Instant(0)
+	for range 40 {
+		at = at.Add(d.Poll(0))
+		d.Sample(at, 0, Measurement{At: at, Delay: time.Millisecond + time.Duration(at%7)*time.Microsecond})
+	}
+	if got := d.Poll(0); got != 32*time.Second {
+		t.Errorf("poll of source 0 after 40 quiet samples: %v; want 32s (its maxpoll 5)", got)
+	}
+
+	// Source 1 (noselect) says the clock is 0.4 s off, alone: nothing is
+	// selected, nothing steered.
+	d = New(Config{Sources: 1}, 0)
+	d.SetOptions(1, Options{NoSelect: true})
+	a := d.Sample(0, 1, Measurement{Offset: 400 * time.Millisecond, Delay: time.Millisecond})
+	if a.Step != 0 || a.FreqPPM != 0 || d.Truechimer(1) || d.Synced() {
+		t.Errorf("a noselect source alone: %+v, truechimer %v, synced %v; want nothing", a, d.Truechimer(1), d.Synced())
+	}
+	if _, _, ok := d.Estimate(0, 1); !ok {
+		t.Error("a noselect source has no estimate; want it measured")
+	}
+
+	// Sources 0 and 2 agree within their intervals (1 ms apart, 10 ms of
+	// delay); 2 is preferred: the clock is stepped by 2's offset alone,
+	// and both are truechimers.
+	d = New(Config{Sources: 2}, 0)
+	d.SetOptions(2, Options{Prefer: true})
+	d.Sample(0, 0, Measurement{Offset: 300 * time.Millisecond, Delay: 10 * time.Millisecond})
+	a = d.Sample(0, 2, Measurement{Offset: 301 * time.Millisecond, Delay: 10 * time.Millisecond})
+	if a.Step != 301*time.Millisecond || !d.Truechimer(0) || !d.Combined(2) || d.Combined(0) {
+		t.Errorf("prefer: step %v, truechimers %v %v, combined %v %v; want 301ms by source 2 alone",
+			a.Step, d.Truechimer(0), d.Truechimer(2), d.Combined(0), d.Combined(2))
+	}
+
+	d.Remove(2)
+	if _, _, ok := d.Estimate(0, 2); ok || d.Truechimer(2) {
+		t.Error("a removed source still has an estimate")
+	}
+}

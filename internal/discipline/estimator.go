@@ -68,8 +68,9 @@ type estimator struct {
 	poll    int8         // the poll interval, log2 seconds
 	// rootDist is the server's root distance in its last sample, s.
 	rootDist float64
-	// truechimer: selected at the last update.
-	truechimer bool
+	// truechimer: selected at the last update; combined: and combined
+	// into the clock's estimate (see Options.Prefer).
+	truechimer, combined bool
 	// jumps counts the times the source's time jumped (see add).
 	jumps int
 	// leap is the leap indicator of the last sample.

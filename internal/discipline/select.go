@@ -14,6 +14,7 @@ type candidate struct {
 	varTheta  float64
 	lo, hi    float64 // correctness interval
 	truechime bool
+	prefer    bool
 }
 
 // interval returns the correctness interval of an estimate: the true time
