@@ -175,11 +175,15 @@ func New(cfg Config, now mono.Instant) *Discipline {
 // SetOptions sets source src's options; a source without is polled and
 // selected by the Config alone.
 func (d *Discipline) SetOptions(src int, o Options) {
-	if o.MinPoll == 0 {
-		o.MinPoll = d.cfg.MinPoll
-	}
-	if o.MaxPoll == 0 {
-		o.MaxPoll = d.cfg.MaxPoll
+	// A bound given alone moves the other when it must: maxpoll 4 alone
+	// polls every 16 s, minpoll 12 alone every 4096 s.
+	switch {
+	case o.MinPoll == 0 && o.MaxPoll == 0:
+		o.MinPoll, o.MaxPoll = d.cfg.MinPoll, d.cfg.MaxPoll
+	case o.MinPoll == 0:
+		o.MinPoll = min(d.cfg.MinPoll, o.MaxPoll)
+	case o.MaxPoll == 0:
+		o.MaxPoll = max(d.cfg.MaxPoll, o.MinPoll)
 	}
 	o.MaxPoll = max(o.MaxPoll, o.MinPoll)
 	d.opts[src] = o

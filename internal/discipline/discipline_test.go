@@ -274,6 +274,19 @@ func TestSelectDiverse(t *testing.T) {
 	if !cs[3].truechime || cs[0].truechime {
 		t.Errorf("without groups: %+v; want the four selected", cs)
 	}
+	// All sources in one network (a pool's members, say), one of them a
+	// liar more precise than the rest: the group speaks with its
+	// majority, not with its most precise member.
+	cs = []candidate{iv("p", 0, 1), iv("p", 0, 1), iv("p", 0, 1), iv("p", 5, 5.1)}
+	cs[3].varTheta = 1e-6
+	if !selectDiverse(cs) || !cs[0].truechime || cs[3].truechime {
+		t.Errorf("one group with a precise liar: %+v; want the three selected", cs)
+	}
+	// A group split two against two has no majority: no vote.
+	cs = []candidate{iv("p", 0, 1), iv("p", 0, 1), iv("p", 5, 6), iv("p", 5, 6)}
+	if selectDiverse(cs) {
+		t.Errorf("one group split evenly: %+v; want no majority", cs)
+	}
 }
 
 // TestObserve: with the corrections never applied, the estimate follows
@@ -310,6 +323,12 @@ func TestSourceOptions(t *testing.T) {
 	}
 	if got := d.Poll(0); got != 32*time.Second {
 		t.Errorf("poll of source 0 after 40 quiet samples: %v; want 32s (its maxpoll 5)", got)
+	}
+
+	d.SetOptions(3, Options{MaxPoll: 4})
+	d.SetOptions(4, Options{MinPoll: 12})
+	if p3, p4 := d.Poll(3), d.Poll(4); p3 != 16*time.Second || p4 != 4096*time.Second {
+		t.Errorf("maxpoll 4 alone: poll %v; minpoll 12 alone: %v; want 16s and 4096s", p3, p4)
 	}
 
 	// Source 1 (noselect) says the clock is 0.4 s off, alone: nothing is

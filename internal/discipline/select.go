@@ -43,22 +43,30 @@ func selectTruechimers(cs []candidate) bool {
 // selectDiverse is selectTruechimers with each group of sources (one
 // operator's network) casting one vote, so that an attacker who controls
 // many sources of one network cannot outvote a few independent ones
-// (THREATS D7): the majority point is found among one candidate per group
-// (its most precise), and every candidate whose interval contains that
-// point is a truechimer. Candidates with no group are groups of their own.
+// (THREATS D7): the majority point is found among one candidate per group,
+// and every candidate whose interval contains that point is a truechimer.
+// A group's candidate is its most precise member among those that agree
+// with the majority of the group, so that one liar among a group's
+// members does not speak for the group; a group whose members have no
+// majority casts no vote. Candidates with no group are groups of their
+// own.
 func selectDiverse(cs []candidate) bool {
 	var reps []candidate
-	at := map[string]int{}
+	groups := map[string][]candidate{}
+	var order []string
 	for _, c := range cs {
 		if c.group == "" {
 			reps = append(reps, c)
 			continue
 		}
-		if i, seen := at[c.group]; !seen {
-			at[c.group] = len(reps)
-			reps = append(reps, c)
-		} else if c.varTheta < reps[i].varTheta {
-			reps[i] = c
+		if _, seen := groups[c.group]; !seen {
+			order = append(order, c.group)
+		}
+		groups[c.group] = append(groups[c.group], c)
+	}
+	for _, g := range order {
+		if rep, ok := groupVote(groups[g]); ok {
+			reps = append(reps, rep)
 		}
 	}
 	point, ok := majorityPoint(reps)
@@ -66,6 +74,24 @@ func selectDiverse(cs []candidate) bool {
 		cs[i].truechime = ok && cs[i].lo <= point && point <= cs[i].hi
 	}
 	return ok
+}
+
+// groupVote returns the candidate that speaks for a group: its most
+// precise member among those whose intervals contain the group's
+// majority point; false if the group has no majority.
+func groupVote(members []candidate) (candidate, bool) {
+	point, ok := majorityPoint(members)
+	if !ok {
+		return candidate{}, false
+	}
+	var rep candidate
+	found := false
+	for _, c := range members {
+		if c.lo <= point && point <= c.hi && (!found || c.varTheta < rep.varTheta) {
+			rep, found = c, true
+		}
+	}
+	return rep, found
 }
 
 // majorityPoint returns a point that the intervals of a majority of cs
