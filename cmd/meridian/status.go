@@ -19,7 +19,8 @@ tracking shows: whether the clock is synchronized (and if not, why), the
 stratum, reference ID and leap indicator served, the offset of the
 sources' time from the clock's, the oscillator's frequency error and the
 root delay and dispersion. sources shows what chronyc sources shows: each
-source's state (selected, falseticker, or none yet), stratum, poll
+source's state (selected; unpreferred, a truechimer left out for a
+prefer source; falseticker; noselect; or none yet), stratum, poll
 interval (log2 s), reach register (octal) and offset with its standard
 deviation. Nothing is changed.
 

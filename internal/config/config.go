@@ -30,8 +30,11 @@ type Control struct {
 // it does with the clock. With no servers, there is no client.
 type Client struct {
 	// Servers are the sources, as written in the file: "HOST[:PORT]"
-	// and options ("iburst"); Sources holds them parsed.
+	// and options, parsed.
 	Servers []ServerSpec `toml:"servers"`
+	// Pools are names that stand for many servers each ("NAME[:PORT]"
+	// and options, maxsources among them), parsed.
+	Pools []ServerSpec `toml:"pools"`
 	// Clock is the clock the client steers: the kernel's, or none
 	// (measure and serve, never steer).
 	Clock ClockKind `toml:"clock"`
@@ -50,20 +53,41 @@ type Client struct {
 	LeapFile  string `toml:"leap-file"`
 }
 
-// ServerSpec is one entry of client.servers.
+// Enabled reports whether there is a client: servers or pools to take
+// time from.
+func (c Client) Enabled() bool { return len(c.Servers)+len(c.Pools) > 0 }
+
+// ServerSpec is one entry of client.servers or client.pools.
 type ServerSpec struct {
-	Host   string // a DNS name or an IP literal, without brackets
-	Port   uint16
-	IBurst bool
+	Host string // a DNS name or an IP literal, without brackets
+	Port uint16
+	// The options: iburst, prefer, noselect; minpoll and maxpoll (log2
+	// seconds, 0 if not given); maxsources (pools only, 0 if not given).
+	IBurst, Prefer, NoSelect bool
+	MinPoll, MaxPoll         int8
+	MaxSources               int
 }
 
-// String returns the spec as written in the file.
+// String returns the spec as the file would write it.
 func (s ServerSpec) String() string {
-	h := net.JoinHostPort(s.Host, strconv.Itoa(int(s.Port)))
-	if s.IBurst {
-		h += " iburst"
+	h := s.HostPort()
+	for _, o := range []struct {
+		on   bool
+		text string
+	}{{s.IBurst, " iburst"}, {s.Prefer, " prefer"}, {s.NoSelect, " noselect"},
+		{s.MinPoll != 0, " minpoll " + strconv.Itoa(int(s.MinPoll))},
+		{s.MaxPoll != 0, " maxpoll " + strconv.Itoa(int(s.MaxPoll))},
+		{s.MaxSources != 0, " maxsources " + strconv.Itoa(s.MaxSources)}} {
+		if o.on {
+			h += o.text
+		}
 	}
 	return h
+}
+
+// HostPort returns "HOST:PORT", brackets around an IPv6 host.
+func (s ServerSpec) HostPort() string {
+	return net.JoinHostPort(s.Host, strconv.Itoa(int(s.Port)))
 }
 
 // ClockKind is the clock backend.

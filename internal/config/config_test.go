@@ -313,7 +313,8 @@ func TestLevenshtein(t *testing.T) {
 func TestParseClient(t *testing.T) {
 	doc := `
 [client]
-servers = ["192.0.2.1", "[2001:db8::1]:1123 iburst", "ntp.example.net iburst", "127.0.0.1:11123", "2001:db8::2"]
+servers = ["192.0.2.1", "[2001:db8::1]:1123 iburst", "ntp.example.net iburst", "127.0.0.1:11123", "2001:db8::2 prefer minpoll 4 maxpoll 0x8 noselect"]
+pools = ["pool.ntp.org iburst maxsources 6", "[2001:db8::9]:1123"]
 clock = "none"
 min-sources = 2
 makestep = "1s"
@@ -328,14 +329,22 @@ leap-file = "/usr/share/zoneinfo/leap-seconds.list"
 	}
 	want := Client{
 		Servers: []ServerSpec{{Host: "192.0.2.1", Port: 123}, {Host: "2001:db8::1", Port: 1123, IBurst: true},
-			{Host: "ntp.example.net", Port: 123, IBurst: true}, {Host: "127.0.0.1", Port: 11123}, {Host: "2001:db8::2", Port: 123}},
+			{Host: "ntp.example.net", Port: 123, IBurst: true}, {Host: "127.0.0.1", Port: 11123},
+			{Host: "2001:db8::2", Port: 123, Prefer: true, NoSelect: true, MinPoll: 4, MaxPoll: 8}},
+		Pools: []ServerSpec{{Host: "pool.ntp.org", Port: 123, IBurst: true, MaxSources: 6}, {Host: "2001:db8::9", Port: 1123}},
 		Clock: ClockNone, MinSources: 2, MakeStep: time.Second, MakeStepLimit: 0, Panic: 0,
 		DriftFile: "/var/lib/meridian/drift", LeapFile: "/usr/share/zoneinfo/leap-seconds.list",
 	}
 	if diff := cmp.Diff(want, got.Client); diff != "" {
 		t.Errorf("client (-want +got):\n%s", diff)
 	}
-	if s := got.Client.Servers[1].String(); s != "[2001:db8::1]:1123 iburst" {
+	for _, spec := range append(got.Client.Servers, got.Client.Pools...) {
+		again, msg := parseSourceSpec(spec.String(), spec.MaxSources != 0)
+		if msg != "" || again != spec {
+			t.Errorf("%+v: String() = %q, which parses to %+v, %q", spec, spec.String(), again, msg)
+		}
+	}
+	if s := got.Client.Servers[4].String(); s != "[2001:db8::2]:123 prefer noselect minpoll 4 maxpoll 8" {
 		t.Errorf("String() = %q", s)
 	}
 }

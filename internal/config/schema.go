@@ -46,6 +46,7 @@ func schema(c *Config) []field {
 		{"server.xdp.interfaces", "an array of strings", each(&x.Interfaces, parseInterface)},
 		{"server.xdp.mode", "a string", xdpMode(&x.Mode)},
 		{"client.servers", "an array of strings", each(&cl.Servers, parseServerSpec)},
+		{"client.pools", "an array of strings", each(&cl.Pools, parsePoolSpec)},
 		{"client.clock", "a string", clockKind(&cl.Clock)},
 		{"client.min-sources", "an integer", integer(&cl.MinSources)},
 		{"client.makestep", "a duration string", duration(&cl.MakeStep)},

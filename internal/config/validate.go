@@ -3,9 +3,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -15,6 +13,7 @@ const (
 	maxListen        = 64 // listen addresses
 	maxInterfaces    = 64 // XDP interfaces
 	maxServers       = 32 // client servers
+	maxPools         = 8  // client pools
 	maxMakeStepLimit = 1000000
 	maxMakeStep      = 1000 * time.Second
 	maxPanic         = 100 * 365 * 24 * time.Hour
@@ -71,8 +70,12 @@ func (k *checker) action(key string, a Action) {
 func (c *Config) validate(k *checker) {
 	c.Server.validate(k)
 	c.Client.validate(k)
-	if len(c.Client.Servers) > 0 && c.Mirror.Enabled() {
-		k.fail("client.servers", "cannot be used with mirror.upstream: the server serves either the client's time or the mirrored one")
+	if c.Client.Enabled() && c.Mirror.Enabled() {
+		key := "client.servers"
+		if len(c.Client.Servers) == 0 {
+			key = "client.pools"
+		}
+		k.fail(key, "cannot be used with mirror.upstream: the server serves either the client's time or the mirrored one")
 	}
 	c.Mirror.validate(k)
 	switch c.Log.Level {
@@ -92,17 +95,24 @@ func (s *Server) validate(k *checker) {
 }
 
 func (c *Client) validate(k *checker) {
-	const key = "client.servers"
 	if len(c.Servers) > maxServers {
-		k.fail(key, fmt.Sprintf("must list at most %d servers, got %d", maxServers, len(c.Servers)))
+		k.fail("client.servers", fmt.Sprintf("must list at most %d servers, got %d", maxServers, len(c.Servers)))
+	}
+	if len(c.Pools) > maxPools {
+		k.fail("client.pools", fmt.Sprintf("must list at most %d pools, got %d", maxPools, len(c.Pools)))
 	}
 	seen := map[string]bool{}
-	for i, s := range c.Servers {
-		hp := net.JoinHostPort(s.Host, strconv.Itoa(int(s.Port)))
-		if seen[hp] {
-			k.failElem(key, i, fmt.Sprintf("duplicate server %s", hp))
+	for _, l := range []struct {
+		key   string
+		specs []ServerSpec
+	}{{"client.servers", c.Servers}, {"client.pools", c.Pools}} {
+		for i, s := range l.specs {
+			if hp := s.HostPort(); seen[hp] {
+				k.failElem(l.key, i, fmt.Sprintf("duplicate source %s", hp))
+			} else {
+				seen[hp] = true
+			}
 		}
-		seen[hp] = true
 	}
 	if c.Clock.String() == "invalid" {
 		k.fail("client.clock", fmt.Sprintf(`must be "kernel" or "none", got clock %d`, int(c.Clock)))

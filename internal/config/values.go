@@ -229,14 +229,33 @@ func parseInterface(s string) (string, string) {
 	return s, ""
 }
 
+// Poll exponents a source may be given (ntpd's range: 8 s to 36 h), and
+// the most members a pool may have.
+const (
+	minPollLog2   = 3
+	maxPollLog2   = 17
+	maxMaxSources = 16
+)
+
 // parseServerSpec parses an entry of client.servers: "HOST[:PORT]" and
 // options, separated by spaces. HOST is an IP literal (IPv6 in brackets
 // when a port follows; a link-local one may have a zone) or a DNS name;
-// PORT defaults to 123. The one option is "iburst".
-func parseServerSpec(s string) (ServerSpec, string) {
+// PORT defaults to 123. The options are iburst, prefer, noselect,
+// minpoll N and maxpoll N.
+func parseServerSpec(s string) (ServerSpec, string) { return parseSourceSpec(s, false) }
+
+// parsePoolSpec parses an entry of client.pools: as parseServerSpec,
+// and the option maxsources N.
+func parsePoolSpec(s string) (ServerSpec, string) { return parseSourceSpec(s, true) }
+
+func parseSourceSpec(s string, pool bool) (ServerSpec, string) {
+	what := "a server"
+	if pool {
+		what = "a pool"
+	}
 	f := strings.Fields(s)
 	if len(f) == 0 {
-		return ServerSpec{}, "a server must not be empty"
+		return ServerSpec{}, what + " must not be empty"
 	}
 	spec := ServerSpec{Port: 123}
 	hostport := f[0]
@@ -253,13 +272,57 @@ func parseServerSpec(s string) (ServerSpec, string) {
 	} else {
 		return ServerSpec{}, fmt.Sprintf("%s: %s is neither an IP address nor a host name", quote(s), quote(hostport))
 	}
-	for _, o := range f[1:] {
+	known := "iburst, prefer, noselect, minpoll N, maxpoll N"
+	if pool {
+		known += ", maxsources N"
+	}
+	seen := map[string]bool{}
+	for i := 1; i < len(f); i++ {
+		o := f[i]
+		if seen[o] {
+			return ServerSpec{}, fmt.Sprintf("%s: option %s given twice", quote(s), o)
+		}
+		seen[o] = true
 		switch o {
 		case "iburst":
 			spec.IBurst = true
+		case "prefer":
+			spec.Prefer = true
+		case "noselect":
+			spec.NoSelect = true
+		case "minpoll", "maxpoll", "maxsources":
+			if o == "maxsources" && !pool {
+				return ServerSpec{}, fmt.Sprintf("%s: maxsources is an option of pools (client.pools), not of servers", quote(s))
+			}
+			lo, hi := minPollLog2, maxPollLog2
+			if o == "maxsources" {
+				lo, hi = 1, maxMaxSources
+			}
+			if i+1 >= len(f) {
+				return ServerSpec{}, fmt.Sprintf("%s: %s needs a number, %d to %d", quote(s), o, lo, hi)
+			}
+			i++
+			n, msg := parseInteger(f[i])
+			if msg == "" && (n < lo || n > hi) {
+				msg = "out of range"
+			}
+			if msg != "" {
+				return ServerSpec{}, fmt.Sprintf("%s: %s %s: must be a number from %d to %d", quote(s), o, quote(f[i]), lo, hi)
+			}
+			switch o {
+			case "minpoll":
+				spec.MinPoll = int8(n)
+			case "maxpoll":
+				spec.MaxPoll = int8(n)
+			default:
+				spec.MaxSources = n
+			}
 		default:
-			return ServerSpec{}, fmt.Sprintf("%s: unknown option %s (the one option is iburst)", quote(s), quote(o))
+			return ServerSpec{}, fmt.Sprintf("%s: unknown option %s (the options are %s)", quote(s), quote(o), known)
 		}
+	}
+	if spec.MinPoll != 0 && spec.MaxPoll != 0 && spec.MinPoll > spec.MaxPoll {
+		return ServerSpec{}, fmt.Sprintf("%s: minpoll %d is above maxpoll %d", quote(s), spec.MinPoll, spec.MaxPoll)
 	}
 	return spec, ""
 }

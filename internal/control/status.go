@@ -26,7 +26,9 @@ type Status struct {
 type Source struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
-	// State is "selected", "falseticker" or "none" (no estimate yet).
+	// State is "selected", "unpreferred" (a truechimer left out because
+	// a preferred source is one), "falseticker", "noselect" or "none" (no
+	// estimate yet).
 	State   string `json:"state"`
 	Stratum int    `json:"stratum"`
 	Poll    int    `json:"poll"` // log2 seconds

@@ -25,20 +25,18 @@ import (
 	"github.com/meridian-ntp/meridian/internal/source"
 )
 
-// clientSource is one source of the client.
-type clientSource struct {
-	Name   string // as configured, for the log
-	Addr   netip.AddrPort
-	Engine engine.SourceConfig
+// resolver resolves host names: *net.Resolver, or a test's.
+type resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // clientConfig configures runClient.
 type clientConfig struct {
-	Sources []clientSource
-	// Engine configures the engine; its Sources are filled in from
-	// Sources.
+	// Engine configures the engine: its sources and names.
 	Engine engine.Config
-	Clock  clock.Clock
+	// Resolver resolves the names; nil: net.DefaultResolver.
+	Resolver resolver
+	Clock    clock.Clock
 	// Served, if set, receives the engine's time state after every
 	// update; while the client is not synchronized, Fallback's state if
 	// Fallback is set.
@@ -65,12 +63,21 @@ type clientStatus struct {
 // driftEvery is how often the drift file is written.
 const driftEvery = time.Hour
 
-// clientReply is a datagram from a source, with its kernel receive time.
+// clientReply is a datagram from a source, with its kernel receive time
+// and the socket it came on.
 type clientReply struct {
-	src int
-	b   []byte
-	rx  time.Time
-	at  mono.Instant
+	src  int
+	conn *net.UDPConn
+	b    []byte
+	rx   time.Time
+	at   mono.Instant
+}
+
+// resolution is the answer to the resolution of a name.
+type resolution struct {
+	name  int
+	addrs []netip.Addr
+	err   error
 }
 
 // maxPending bounds the replies waiting for the engine: a source that
@@ -78,66 +85,41 @@ type clientReply struct {
 const maxPending = 64
 
 // runClient runs the client until ctx is done: it polls the sources
-// through the engine, each over a UDP socket connected to it (so the
-// kernel drops datagrams from any other address or port, THREATS C7),
-// takes the kernel's receive timestamps, and carries the engine's
-// adjustments out on the clock.
+// through the engine, each request from a new UDP socket connected to
+// its source (so the kernel drops datagrams from any other address or
+// port, THREATS C7, and every request has a fresh source port, C8),
+// takes the kernel's receive timestamps, resolves the names the engine
+// asks for, and carries the engine's adjustments out on the clock.
 func runClient(ctx context.Context, c clientConfig) error {
-	conns := make([]*net.UDPConn, len(c.Sources))
-	var wg sync.WaitGroup
-	// Closing the sockets ends the readers.
-	defer func() {
-		for _, conn := range conns {
-			if conn != nil {
-				// Close errors are ignored: the socket is gone either way.
-				_ = conn.Close()
-			}
-		}
-		wg.Wait()
-	}()
-	for i, s := range c.Sources {
-		conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(s.Addr))
-		if err != nil {
-			return fmt.Errorf("source %s: %w", s.Name, err)
-		}
-		conns[i] = conn
-		if err := query.EnableRxTimestamps(conn); err != nil {
-			c.Log.Warn("no kernel receive timestamps; replies are stamped when read", "source", s.Name, "err", err)
-		}
-		c.Engine.Sources = append(c.Engine.Sources, s.Engine)
-	}
-	rands, err := sourceRands(len(c.Sources))
-	if err != nil {
-		return err
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
 	}
 	now := func() mono.Instant { return mono.Instant(time.Since(c.Origin)) }
-	eng := engine.New(c.Engine, func(i int) source.Rand { return rands[i] }, now())
-	replies := make(chan clientReply, maxPending)
-	for i, conn := range conns {
-		wg.Add(1)
-		// The reader exits when its socket is closed, on return.
-		go func() {
-			defer wg.Done()
-			readReplies(conn, i, now, replies)
-		}()
-	}
-	l := clientLoop{c: c, eng: eng, conns: conns, now: now}
-	return l.run(ctx, replies)
+	eng := engine.New(c.Engine, func(int) source.Rand { return newSourceRand() }, now())
+	l := &clientLoop{c: c, eng: eng, now: now, peers: map[int]*peer{},
+		replies: make(chan clientReply, maxPending), resolved: make(chan resolution, len(c.Engine.Names))}
+	rctx, cancel := context.WithCancel(ctx)
+	// Closing the sockets ends the readers; cancelling rctx the
+	// resolutions.
+	defer func() {
+		cancel()
+		for src := range l.peers {
+			l.closePeer(src)
+		}
+		l.wg.Wait()
+	}()
+	return l.run(ctx, rctx)
 }
 
-// sourceRands returns one generator per source for the transmit values:
-// ChaCha8, each seeded from crypto/rand, so that the values are
-// unpredictable (THREATS C9).
-func sourceRands(n int) ([]*mrand.ChaCha8, error) {
-	var rs []*mrand.ChaCha8
-	for range n {
-		var seed [32]byte
-		if _, err := rand.Read(seed[:]); err != nil {
-			return nil, fmt.Errorf("seed the transmit values: %w", err)
-		}
-		rs = append(rs, mrand.NewChaCha8(seed))
-	}
-	return rs, nil
+// newSourceRand returns a generator for a source's transmit values:
+// ChaCha8 seeded from crypto/rand, so that the values are unpredictable
+// (THREATS C9).
+func newSourceRand() *mrand.ChaCha8 {
+	var seed [32]byte
+	// crypto/rand.Read never fails (it aborts the program if the kernel
+	// has no randomness to give).
+	_, _ = rand.Read(seed[:])
+	return mrand.NewChaCha8(seed)
 }
 
 // readReplies reads datagrams from conn until it is closed and queues
@@ -160,7 +142,7 @@ func readReplies(conn *net.UDPConn, src int, now func() mono.Instant, out chan<-
 		if !ok {
 			rx = time.Now()
 		}
-		r := clientReply{src: src, b: append([]byte(nil), buf[:n]...), rx: rx, at: now()}
+		r := clientReply{src: src, conn: conn, b: append([]byte(nil), buf[:n]...), rx: rx, at: now()}
 		select {
 		case out <- r:
 		default:
@@ -168,26 +150,43 @@ func readReplies(conn *net.UDPConn, src int, now func() mono.Instant, out chan<-
 	}
 }
 
+// peer is the daemon's side of one source: the socket of its latest
+// request.
+type peer struct {
+	id      int // the engine's unique number of the source
+	conn    *net.UDPConn
+	failing bool // the last request could not be sent
+}
+
 // clientLoop is the client's event loop.
 type clientLoop struct {
 	c        clientConfig
 	eng      *engine.Engine
-	conns    []*net.UDPConn
 	now      func() mono.Instant
+	peers    map[int]*peer // by source number
+	replies  chan clientReply
+	resolved chan resolution
+	wg       sync.WaitGroup // the readers and resolutions
 	sends    []engine.Send
+	due      []int
+	events   []engine.Event
+	noRxTS   bool // kernel receive timestamps were refused (logged once)
 	synced   bool
 	alarm    discipline.Alarm
 	selected string // the sources' states, as selection returns them
 }
 
 // selection returns each source's state as one letter: s selected, f
-// falseticker, - no estimate yet.
+// falseticker, - no estimate yet, and a space for a free number.
 func (l *clientLoop) selection() string {
 	d := l.eng.Discipline()
 	now := l.now()
-	b := make([]byte, len(l.c.Sources))
+	b := make([]byte, l.eng.Len())
 	for i := range b {
+		_, _, live := l.eng.Source(i)
 		switch _, _, ok := d.Estimate(now, i); {
+		case !live:
+			b[i] = ' '
 		case !ok:
 			b[i] = '-'
 		case d.Truechimer(i):
@@ -199,12 +198,17 @@ func (l *clientLoop) selection() string {
 	return string(b)
 }
 
-func (l *clientLoop) run(ctx context.Context, replies <-chan clientReply) error {
+func (l *clientLoop) run(ctx, rctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	driftTick := time.NewTicker(driftEvery)
 	defer driftTick.Stop()
 	for {
+		l.startResolutions(rctx)
+		l.handleEvents()
+		l.snapshot()
+		wait := l.eng.Next().Sub(l.now())
+		timer.Reset(max(wait, 0))
 		select {
 		case <-ctx.Done():
 			l.writeDrift()
@@ -213,12 +217,59 @@ func (l *clientLoop) run(ctx context.Context, replies <-chan clientReply) error 
 			l.writeDrift()
 		case <-timer.C:
 			l.timer()
-		case r := <-replies:
+		case r := <-l.replies:
 			l.reply(r)
+		case r := <-l.resolved:
+			l.eng.HandleResolved(l.now(), r.name, r.addrs, r.err)
 		}
-		l.snapshot()
-		wait := l.eng.Next().Sub(l.now())
-		timer.Reset(max(wait, 0))
+	}
+}
+
+// startResolutions resolves the names that are due, each in its own
+// goroutine, so that a slow resolver never holds up the loop.
+func (l *clientLoop) startResolutions(ctx context.Context) {
+	l.due = l.eng.DueNames(l.now(), l.due[:0])
+	for _, n := range l.due {
+		host := l.eng.Name(n).Host
+		l.wg.Add(1)
+		// The resolution ends within resolveWait, or when ctx is done;
+		// l.resolved has room for one answer per name, and a name has
+		// one resolution at a time, so the send never blocks.
+		go func() {
+			defer l.wg.Done()
+			rctx, cancel := context.WithTimeout(ctx, resolveWait)
+			defer cancel()
+			addrs, err := l.c.Resolver.LookupNetIP(rctx, "ip", host)
+			l.resolved <- resolution{name: n, addrs: addrs, err: err}
+		}()
+	}
+}
+
+// handleEvents logs the engine's changes of its sources and closes the
+// sockets of the sources it dropped.
+func (l *clientLoop) handleEvents() {
+	l.events = l.eng.Events(l.events[:0])
+	for _, ev := range l.events {
+		switch ev.Kind {
+		case engine.EventAdded:
+			l.c.Log.Info("source added", "name", ev.Name, "address", ev.Addr)
+		case engine.EventRemoved:
+			l.closePeer(ev.Src)
+			l.c.Log.Info("source dropped", "name", ev.Name, "address", ev.Addr, "reason", ev.Reason)
+		case engine.EventResolveFailed:
+			l.c.Log.Warn("cannot resolve", "name", ev.Name, "err", ev.Reason, "retry in", ev.Retry)
+		}
+	}
+}
+
+// closePeer closes the socket of source src's last request, if any.
+func (l *clientLoop) closePeer(src int) {
+	if p := l.peers[src]; p != nil {
+		if p.conn != nil {
+			// Close errors are ignored: the socket is gone either way.
+			_ = p.conn.Close()
+		}
+		delete(l.peers, src)
 	}
 }
 
@@ -229,23 +280,89 @@ func (l *clientLoop) timer() {
 	wall := ntp.TimeFrom(l.c.Clock.Now())
 	l.sends, adj, changed = l.eng.HandleTimer(l.now(), wall, l.sends[:0])
 	for _, s := range l.sends {
-		// A failed send is a lost request; the association counts it
-		// as unanswered.
-		_, _ = l.conns[s.Src].Write(s.Packet)
+		l.send(s)
 	}
 	if changed {
 		l.apply(adj)
 	}
 }
 
-// reply hands a reply to the engine.
+// send sends a request from a new socket connected to its source; the
+// socket of the source's previous request is closed, so that a reply to
+// it is never read.
+func (l *clientLoop) send(s engine.Send) {
+	cfg, id, _ := l.eng.Source(s.Src)
+	p := l.peers[s.Src]
+	if p != nil && p.id != id {
+		l.closePeer(s.Src)
+		p = nil
+	}
+	if p == nil {
+		p = &peer{id: id}
+		l.peers[s.Src] = p
+	}
+	if p.conn != nil {
+		// Close errors are ignored: the socket is gone either way.
+		_ = p.conn.Close()
+		p.conn = nil
+	}
+	conn, err := l.dial(cfg.Addr, s.Packet)
+	if err != nil {
+		// A request not sent is a request lost: the association counts
+		// it as unanswered. Logged when sending starts failing, and when
+		// it works again.
+		if !p.failing {
+			l.c.Log.Warn("cannot send to source", "name", cfg.Name, "address", cfg.Addr, "err", err)
+		}
+		p.failing = true
+		return
+	}
+	if p.failing {
+		l.c.Log.Info("sending to source again", "name", cfg.Name, "address", cfg.Addr)
+	}
+	p.conn, p.failing = conn, false
+	l.wg.Add(1)
+	// The reader exits when conn is closed: at the source's next
+	// request, when it is dropped, or when the client stops.
+	go func() {
+		defer l.wg.Done()
+		readReplies(conn, s.Src, l.now, l.replies)
+	}()
+}
+
+// dial opens a UDP socket connected to addr, with kernel receive
+// timestamps, and sends b from it.
+func (l *clientLoop) dial(addr netip.AddrPort, b []byte) (*net.UDPConn, error) {
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return nil, err
+	}
+	if err := query.EnableRxTimestamps(conn); err != nil && !l.noRxTS {
+		l.noRxTS = true
+		l.c.Log.Warn("no kernel receive timestamps; replies are stamped when read", "err", err)
+	}
+	if _, err := conn.Write(b); err != nil {
+		// Close errors are ignored: the socket is gone either way.
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// reply hands a reply to the engine, if it came on the socket of its
+// source's latest request.
 func (l *clientLoop) reply(r clientReply) {
+	p := l.peers[r.src]
+	if p == nil || p.conn != r.conn {
+		return
+	}
 	// The receive timestamp is the system clock's; the request's send
 	// time is the steered clock's: take both on the same clock.
 	rx := l.c.Clock.FromSystem(r.rx)
 	adj, err := l.eng.HandleResponse(r.at, r.src, r.b, ntp.TimeFrom(rx), rx)
 	if err != nil {
-		l.c.Log.Debug("reply refused", "source", l.c.Sources[r.src].Name, "err", err)
+		cfg, _, _ := l.eng.Source(r.src)
+		l.c.Log.Debug("reply refused", "source", cfg.Name, "address", cfg.Addr, "err", err)
 		return
 	}
 	l.apply(adj)
@@ -300,7 +417,11 @@ func (l *clientLoop) snapshot() {
 		cs.Status.Frequency, cs.Status.FrequencySD = ppm, sd
 	}
 	var sw, off float64
-	for i, s := range l.c.Sources {
+	for i := range l.eng.Len() {
+		s, _, live := l.eng.Source(i)
+		if !live {
+			continue
+		}
 		src := control.Source{Name: s.Name, Address: s.Addr.String(), State: "none",
 			Reach: uint8(l.eng.Association(i).Reach()), Poll: pollLog2(d.Poll(i))}
 		if h, ok := l.eng.Last(i); ok {
@@ -308,13 +429,12 @@ func (l *clientLoop) snapshot() {
 		}
 		if theta, sd, ok := d.Estimate(now, i); ok {
 			src.Offset, src.OffsetSD = theta, sd
-			src.State = "falseticker"
-			if d.Truechimer(i) {
-				src.State = "selected"
+			src.State = sourceState(d, s, i)
+			if d.Combined(i) {
 				w := 1 / max(sd*sd, 1e-24)
 				sw, off = sw+w, off+w*theta
-				if st.RefID == s.Engine.RefID {
-					cs.Status.Reference = s.Name
+				if st.RefID == s.RefID {
+					cs.Status.Reference = s.Addr.String()
 				}
 			}
 		}
@@ -324,6 +444,22 @@ func (l *clientLoop) snapshot() {
 		cs.Status.Offset = off / sw
 	}
 	l.c.Status.Store(cs)
+}
+
+// sourceState names the selection's verdict on source src, which has an
+// estimate: selected (combined into the clock's estimate), unpreferred
+// (a truechimer left out because preferred sources are), falseticker, or
+// noselect.
+func sourceState(d *discipline.Discipline, s engine.SourceConfig, src int) string {
+	switch {
+	case s.Options.NoSelect:
+		return "noselect"
+	case d.Combined(src):
+		return "selected"
+	case d.Truechimer(src):
+		return "unpreferred"
+	}
+	return "falseticker"
 }
 
 func pollLog2(d time.Duration) int {
@@ -362,15 +498,15 @@ func (l *clientLoop) logState(now mono.Instant) {
 		return
 	}
 	args := []any{}
-	for i, s := range l.c.Sources {
-		state := "falseticker"
-		if d.Truechimer(i) {
-			state = "selected"
+	for i := range l.eng.Len() {
+		s, _, live := l.eng.Source(i)
+		if !live {
+			continue
 		}
 		if theta, sd, ok := d.Estimate(now, i); ok {
-			args = append(args, s.Name, fmt.Sprintf("%s offset %+.6f s ± %.6f", state, theta, sd))
+			args = append(args, s.Addr.String(), fmt.Sprintf("%s offset %+.6f s ± %.6f", sourceState(d, s, i), theta, sd))
 		} else {
-			args = append(args, s.Name, "no reply")
+			args = append(args, s.Addr.String(), "no reply")
 		}
 	}
 	l.c.Log.Info("clock synchronized", args...)

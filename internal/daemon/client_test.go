@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/meridian-ntp/meridian/internal/ntp"
 	"github.com/meridian-ntp/meridian/internal/query"
 	"github.com/meridian-ntp/meridian/internal/server"
+	"github.com/meridian-ntp/meridian/internal/source"
 )
 
 // TestClientSyncs runs the client against two of Meridian's own servers
@@ -24,11 +27,11 @@ import (
 // must slew it to within 200 µs of the system clock (which both
 // servers serve), select both servers and serve stratum 4 from them.
 func TestClientSyncs(t *testing.T) {
-	var srcs []clientSource
+	var srcs []engine.SourceConfig
 	for i := range 2 {
 		d, _ := startDaemon(t, func(c *config.Config) { c.Server.LocalStratum = 3 })
-		srcs = append(srcs, clientSource{Name: d.Addrs()[0].String(), Addr: d.Addrs()[0],
-			Engine: engine.SourceConfig{RefID: ntp.RefID{127, 0, 0, byte(i + 1)}, IBurst: true}})
+		srcs = append(srcs, engine.SourceConfig{Name: d.Addrs()[0].String(), Addr: d.Addrs()[0],
+			RefID: ntp.RefID{127, 0, 0, byte(i + 1)}, Options: engine.SourceOptions{IBurst: true}})
 	}
 	vc := clock.NewVirtual(nil, -50*time.Millisecond)
 	var logs syncBuffer
@@ -37,7 +40,7 @@ func TestClientSyncs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runClient(ctx, clientConfig{Sources: srcs, Clock: vc, Served: &served, Origin: time.Now(),
+		done <- runClient(ctx, clientConfig{Engine: engine.Config{Sources: srcs}, Clock: vc, Served: &served, Origin: time.Now(),
 			Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	}()
 	deadline := time.Now().Add(20 * time.Second)
@@ -67,15 +70,21 @@ func TestClientSyncs(t *testing.T) {
 	}
 }
 
-// TestClientBadSource: a source that cannot be dialled (a link-local
-// address on an interface that does not exist) is an error at start.
+// TestClientBadSource: a source that cannot be sent to (a link-local
+// address on an interface that does not exist) is logged once, and the
+// client keeps running.
 func TestClientBadSource(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	err := runClient(ctx, clientConfig{Clock: clock.None{}, Origin: time.Now(), Log: slog.New(slog.DiscardHandler),
-		Sources: []clientSource{{Name: "bad", Addr: netip.MustParseAddrPort("[fe80::1%nosuchif0]:123")}}})
-	if err == nil || !strings.Contains(err.Error(), "source bad") {
-		t.Errorf("runClient with an address on a missing interface: %v; want an error naming the source", err)
+	var logs syncBuffer
+	err := runClient(ctx, clientConfig{Clock: clock.None{}, Origin: time.Now(), Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Engine: engine.Config{Sources: []engine.SourceConfig{{Name: "bad", Addr: netip.MustParseAddrPort("[fe80::1%nosuchif0]:123"),
+			Options: engine.SourceOptions{IBurst: true}}}}})
+	if err != nil {
+		t.Errorf("runClient: %v; want it to keep running until stopped", err)
+	}
+	if n := strings.Count(logs.String(), "cannot send to source"); n != 1 || !strings.Contains(logs.String(), "name=bad") {
+		t.Errorf("log:\n%s\nwant one line saying source bad cannot be sent to", logs.String())
 	}
 }
 
@@ -163,7 +172,7 @@ func TestClientWrongSourcePort(t *testing.T) {
 		addr := netip.MustParseAddrPort(asked.LocalAddr().String())
 		go func() {
 			done <- runClient(ctx, clientConfig{Clock: clock.None{}, Served: &served, Origin: time.Now(), Log: slog.New(slog.DiscardHandler),
-				Sources: []clientSource{{Name: addr.String(), Addr: addr, Engine: engine.SourceConfig{IBurst: true}}}})
+				Engine: engine.Config{Sources: []engine.SourceConfig{{Name: addr.String(), Addr: addr, Options: engine.SourceOptions{IBurst: true}}}}})
 		}()
 		deadline := time.Now().Add(2 * time.Second)
 		for time.Now().Before(deadline) && served.Load().Stratum != 4 {
@@ -179,4 +188,168 @@ func TestClientWrongSourcePort(t *testing.T) {
 			t.Errorf("replies from another port: %v; synchronized within 2 s: %v; want %v", other, synced, !other)
 		}
 	}
+}
+
+// testServer answers NTP requests on conn as a stratum 3 server until
+// conn is closed, and sends the address of every request's sender to
+// from, if it has room.
+func testServer(conn *net.UDPConn, from chan<- netip.AddrPort) {
+	resp := server.NewResponder(server.Config{})
+	buf, out := make([]byte, 2048), make([]byte, 48)
+	for {
+		n, addr, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		select {
+		case from <- addr:
+		default:
+		}
+		now := ntp.TimeFrom(time.Now())
+		if m, _ := resp.Respond(0, server.Local(3, -20, now), addr.Addr(), now, buf[:n], out); m > 0 {
+			server.StampTransmit(out, ntp.TimeFrom(time.Now()))
+			// A failed reply is a lost reply.
+			_, _ = conn.WriteToUDPAddrPort(out[:m], addr)
+		}
+	}
+}
+
+// listenUDP listens on ap, closing the socket when the test ends.
+func listenUDP(t *testing.T, ap netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// TestClientFreshPorts: THREATS C8. Every request leaves from a new
+// socket: the server sees a different source port each time.
+func TestClientFreshPorts(t *testing.T) {
+	conn := listenUDP(t, netip.MustParseAddrPort("127.0.0.1:0"))
+	from := make(chan netip.AddrPort, 16)
+	go testServer(conn, from) // exits when conn is closed
+	addr := netip.MustParseAddrPort(conn.LocalAddr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runClient(ctx, clientConfig{Clock: clock.None{}, Origin: time.Now(), Log: slog.New(slog.DiscardHandler),
+			Engine: engine.Config{Sources: []engine.SourceConfig{{Name: "s", Addr: addr, Options: engine.SourceOptions{IBurst: true}}}}})
+	}()
+	ports := map[uint16]bool{}
+	timeout := time.After(15 * time.Second)
+	for len(ports) < source.IBurstCount {
+		select {
+		case a := <-from:
+			if ports[a.Port()] {
+				t.Errorf("request %d from port %d again", len(ports)+1, a.Port())
+			}
+			ports[a.Port()] = true
+		case <-timeout:
+			t.Errorf("%d requests in 15 s; want the %d of the burst", len(ports), source.IBurstCount)
+			cancel()
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeResolver answers one name from a script: the i-th lookup gets
+// answers[i] (the last one from then on).
+type fakeResolver struct {
+	mu      sync.Mutex // guards calls
+	calls   int
+	name    string
+	answers []func() ([]netip.Addr, error)
+}
+
+func (r *fakeResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if host != r.name {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	a := r.answers[min(r.calls, len(r.answers)-1)]
+	r.calls++
+	return a()
+}
+
+// TestClientPool: THREATS F3. A pool's name fails to resolve, then
+// resolves to nothing, then to 100 addresses: the client retries with
+// back-off, takes maxsources (4) of them, and synchronizes to those that
+// answer.
+func TestClientPool(t *testing.T) {
+	first := listenUDP(t, netip.MustParseAddrPort("127.0.0.2:0"))
+	port := uint16(first.LocalAddr().(*net.UDPAddr).Port)
+	go testServer(first, nil) // exits when the socket is closed
+	for i := 3; i <= 5; i++ {
+		go testServer(listenUDP(t, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(i)}), port)), nil)
+	}
+	var hundred []netip.Addr
+	for i := range 100 {
+		hundred = append(hundred, netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i)}))
+	}
+	res := &fakeResolver{name: "pool.test", answers: []func() ([]netip.Addr, error){
+		func() ([]netip.Addr, error) {
+			return nil, &net.DNSError{Err: "server misbehaving", Name: "pool.test", IsTemporary: true}
+		},
+		func() ([]netip.Addr, error) { return nil, nil },
+		func() ([]netip.Addr, error) { return hundred, nil },
+	}}
+	var logs syncBuffer
+	var status atomic.Pointer[clientStatus]
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runClient(ctx, clientConfig{Clock: clock.None{}, Origin: time.Now(), Log: slog.New(slog.NewTextHandler(&logs, nil)),
+			Resolver: res, Status: &status,
+			Engine: engine.Config{ResolveRetry: 50 * time.Millisecond, Names: []engine.NameConfig{{Name: "pool.test", Host: "pool.test",
+				Port: port, Pool: true, MaxSources: 4, Options: engine.SourceOptions{IBurst: true}}}}})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	var st *clientStatus
+	for {
+		st = status.Load()
+		if st != nil && st.Status.Synchronized && selected(st) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("not synchronized to 4 pool members within 20 s: %+v\n%s", st, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Sources) != 4 {
+		t.Errorf("%d sources: %+v; want 4 (maxsources)", len(st.Sources), st.Sources)
+	}
+	res.mu.Lock()
+	calls := res.calls
+	res.mu.Unlock()
+	l := logs.String()
+	if calls != 3 || strings.Count(l, "cannot resolve") != 2 || strings.Count(l, "source added") != 4 {
+		t.Errorf("%d lookups; log:\n%s\nwant 3 lookups, 2 failures logged, 4 sources added", calls, l)
+	}
+}
+
+// selected counts the selected sources of a status.
+func selected(st *clientStatus) int {
+	n := 0
+	for _, s := range st.Sources {
+		if s.State == "selected" {
+			n++
+		}
+	}
+	return n
 }

@@ -1,13 +1,8 @@
 package daemon
 
 import (
-	"context"
-	"crypto/md5"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"time"
 
@@ -17,28 +12,23 @@ import (
 	"github.com/meridian-ntp/meridian/internal/drift"
 	"github.com/meridian-ntp/meridian/internal/engine"
 	"github.com/meridian-ntp/meridian/internal/leapfile"
-	"github.com/meridian-ntp/meridian/internal/ntp"
-	"github.com/meridian-ntp/meridian/internal/query"
 )
 
-// resolveWait bounds the resolution of one server's name at start.
-const resolveWait = 5 * time.Second
+// resolveWait bounds the resolution of one name.
+const resolveWait = 10 * time.Second
 
-// newClientConfig builds the client's configuration from cfg: it
-// resolves the servers, reads the drift file and the leap-seconds.list,
-// and picks the clock.
-func newClientConfig(ctx context.Context, cfg *config.Config, precision int8, log *slog.Logger) (clientConfig, error) {
+// newClientConfig builds the client's configuration from cfg: its
+// servers and pools (resolved as the client runs), the drift file and
+// the leap-seconds.list, and the clock.
+func newClientConfig(cfg *config.Config, precision int8, log *slog.Logger) clientConfig {
 	c := cfg.Client
 	cc := clientConfig{Log: log, DriftFile: c.DriftFile}
+	var names []engine.NameConfig
 	for _, s := range c.Servers {
-		rctx, cancel := context.WithTimeout(ctx, resolveWait)
-		addr, err := query.Resolve(rctx, net.DefaultResolver, "ip", net.JoinHostPort(s.Host, fmt.Sprint(s.Port)))
-		cancel()
-		if err != nil {
-			return cc, fmt.Errorf("client server %s: %w", s, err)
-		}
-		cc.Sources = append(cc.Sources, clientSource{Name: s.String(), Addr: addr,
-			Engine: engine.SourceConfig{RefID: refID(addr.Addr()), IBurst: s.IBurst, Group: group(addr.Addr())}})
+		names = append(names, nameConfig(s, false))
+	}
+	for _, s := range c.Pools {
+		names = append(names, nameConfig(s, true))
 	}
 	dc := discipline.Config{MinSources: c.MinSources, MakeStep: c.MakeStep, MakeStepLimit: c.MakeStepLimit, Panic: c.Panic}
 	if c.MakeStepLimit == 0 {
@@ -77,41 +67,17 @@ func newClientConfig(ctx context.Context, cfg *config.Config, precision int8, lo
 			dc.Leaps = lf
 		}
 	}
-	cc.Engine = engine.Config{Discipline: dc, Precision: precision}
+	cc.Engine = engine.Config{Names: names, Discipline: dc, Precision: precision}
 	for _, ap := range cfg.Server.Listen {
 		if !ap.Addr().IsUnspecified() {
-			cc.Engine.OwnRefIDs = append(cc.Engine.OwnRefIDs, refID(ap.Addr()))
+			cc.Engine.OwnRefIDs = append(cc.Engine.OwnRefIDs, engine.RefIDOf(ap.Addr()))
 		}
 	}
-	return cc, nil
+	return cc
 }
 
-// refID returns the reference ID a server synchronized to addr sends:
-// the IPv4 address, or the first four bytes of the MD5 digest of the IPv6
-// address (RFC 5905 §7.3).
-func refID(addr netip.Addr) ntp.RefID {
-	addr = addr.Unmap()
-	if addr.Is4() {
-		return ntp.RefID(addr.As4())
-	}
-	b := addr.As16()
-	sum := md5.Sum(b[:])
-	return ntp.RefID(sum[:4])
-}
-
-// group names the network of addr for the selection's diversity rule:
-// its IPv4 /24 or IPv6 /48 for a public address; none (a group of its
-// own) for loopback, private and link-local ones, which an operator
-// configures one by one, often several on one host.
-func group(addr netip.Addr) string {
-	addr = addr.Unmap()
-	if !addr.IsGlobalUnicast() || addr.IsPrivate() {
-		return ""
-	}
-	bits := 48
-	if addr.Is4() {
-		bits = 24
-	}
-	p, _ := addr.WithZone("").Prefix(bits) // cannot fail: bits fit both families
-	return p.String()
+// nameConfig returns the engine's configuration of a server or pool.
+func nameConfig(s config.ServerSpec, pool bool) engine.NameConfig {
+	return engine.NameConfig{Name: s.HostPort(), Host: s.Host, Port: s.Port, Pool: pool, MaxSources: s.MaxSources,
+		Options: engine.SourceOptions{IBurst: s.IBurst, MinPoll: s.MinPoll, MaxPoll: s.MaxPoll, Prefer: s.Prefer, NoSelect: s.NoSelect}}
 }

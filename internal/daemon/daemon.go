@@ -63,13 +63,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, 
 	origin := time.Now()
 	precision := measurePrecision()
 	var client *clientConfig
-	if len(cfg.Client.Servers) > 0 {
-		cc, err := newClientConfig(ctx, cfg, precision, log)
-		if err != nil {
-			d.close()
-			cancel()
-			return nil, err
-		}
+	if cfg.Client.Enabled() {
+		cc := newClientConfig(cfg, precision, log)
 		cc.Origin = origin
 		cc.Status = &d.status
 		cc.ClockName = cfg.Client.Clock.String()
@@ -163,7 +158,7 @@ func (d *Daemon) startProviders(ctx context.Context, cfg *config.Config, origin 
 	// log says it before any request is answered.
 	switch {
 	case client != nil:
-		d.log.Info("client", "servers", len(client.Sources), "clock", cfg.Client.Clock, "local_stratum_fallback", cfg.Server.LocalStratum)
+		d.log.Info("client", "servers", len(cfg.Client.Servers), "pools", len(cfg.Client.Pools), "clock", cfg.Client.Clock, "local_stratum_fallback", cfg.Server.LocalStratum)
 	case cfg.Mirror.Enabled():
 		d.log.Info("mirror mode", "upstream", cfg.Mirror.Upstream, "poll", cfg.Mirror.Poll,
 			"unsync_after", cfg.Mirror.UnsyncAfter)

@@ -38,7 +38,7 @@ func exchange(t *testing.T, e *Engine, now mono.Instant, st *server.State, offse
 func newEngine(n int) *Engine {
 	cfg := Config{Precision: -22}
 	for i := range n {
-		cfg.Sources = append(cfg.Sources, SourceConfig{RefID: ntp.RefID{192, 0, 2, byte(i + 1)}, IBurst: true})
+		cfg.Sources = append(cfg.Sources, SourceConfig{RefID: ntp.RefID{192, 0, 2, byte(i + 1)}, Options: SourceOptions{IBurst: true}})
 	}
 	return New(cfg, func(i int) source.Rand { return rand.New(rand.NewPCG(uint64(i), 9)) }, 0)
 }

@@ -87,8 +87,9 @@ func newRunner(sc Scenario) *runner {
 	r.srvs = make([]simServer, len(sc.Servers))
 	for i := range sc.Servers {
 		r.srvs[i] = simServer{Server: sc.Servers[i], resp: server.NewResponder(server.Config{})}
-		ec.Sources = append(ec.Sources, engine.SourceConfig{RefID: ntp.RefID{192, 0, 2, byte(i + 1)}, IBurst: !sc.NoIBurst,
-			Group: sc.Servers[i].Group})
+		addr := netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})
+		ec.Sources = append(ec.Sources, engine.SourceConfig{Name: addr.String(), Addr: netip.AddrPortFrom(addr, 123),
+			RefID: addr.As4(), Options: engine.SourceOptions{IBurst: !sc.NoIBurst}, Group: sc.Servers[i].Group})
 	}
 	r.eng = engine.New(ec, func(i int) source.Rand { return rand.New(rand.NewPCG(sc.Seed+uint64(i)+1, 0x5EED)) }, r.mono())
 	r.q.push(event{at: 1, kind: evTick})
