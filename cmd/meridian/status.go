@@ -20,7 +20,8 @@ stratum, reference ID and leap indicator served, the offset of the
 sources' time from the clock's, the oscillator's frequency error and the
 root delay and dispersion. sources shows what chronyc sources shows: each
 source's state (selected; unpreferred, a truechimer left out for a
-prefer source; falseticker; noselect; or none yet), stratum, poll
+prefer source; falseticker; noselect; smearing, suspected of smearing
+a leap second; or none yet), stratum, poll
 interval (log2 s), reach register (octal) and offset with its standard
 deviation. Nothing is changed.
 

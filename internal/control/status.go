@@ -27,8 +27,8 @@ type Source struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
 	// State is "selected", "unpreferred" (a truechimer left out because
-	// a preferred source is one), "falseticker", "noselect" or "none" (no
-	// estimate yet).
+	// a preferred source is one), "falseticker", "noselect", "smearing" (suspected of
+	// smearing a leap second) or "none" (no estimate yet).
 	State   string `json:"state"`
 	Stratum int    `json:"stratum"`
 	Poll    int    `json:"poll"` // log2 seconds

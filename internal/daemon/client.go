@@ -429,7 +429,7 @@ func (l *clientLoop) snapshot() {
 		}
 		if theta, sd, ok := d.Estimate(now, i); ok {
 			src.Offset, src.OffsetSD = theta, sd
-			src.State = sourceState(d, s, i)
+			src.State = sourceState(d, s, i, now)
 			if d.Combined(i) {
 				w := 1 / max(sd*sd, 1e-24)
 				sw, off = sw+w, off+w*theta
@@ -448,12 +448,15 @@ func (l *clientLoop) snapshot() {
 
 // sourceState names the selection's verdict on source src, which has an
 // estimate: selected (combined into the clock's estimate), unpreferred
-// (a truechimer left out because preferred sources are), falseticker, or
-// noselect.
-func sourceState(d *discipline.Discipline, s engine.SourceConfig, src int) string {
+// (a truechimer left out because preferred sources are), falseticker,
+// noselect, or smearing (suspected of smearing a leap second, and left
+// out until its smear is over).
+func sourceState(d *discipline.Discipline, s engine.SourceConfig, src int, now mono.Instant) string {
 	switch {
 	case s.Options.NoSelect:
 		return "noselect"
+	case d.Smearing(now, src):
+		return "smearing"
 	case d.Combined(src):
 		return "selected"
 	case d.Truechimer(src):
@@ -504,7 +507,7 @@ func (l *clientLoop) logState(now mono.Instant) {
 			continue
 		}
 		if theta, sd, ok := d.Estimate(now, i); ok {
-			args = append(args, s.Addr.String(), fmt.Sprintf("%s offset %+.6f s ± %.6f", sourceState(d, s, i), theta, sd))
+			args = append(args, s.Addr.String(), fmt.Sprintf("%s offset %+.6f s ± %.6f", sourceState(d, s, i, now), theta, sd))
 		} else {
 			args = append(args, s.Addr.String(), "no reply")
 		}

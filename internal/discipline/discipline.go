@@ -227,6 +227,11 @@ func (d *Discipline) setFreq(now mono.Instant, f float64) {
 // caller keeps for it) and returns the clock's new adjustment.
 func (d *Discipline) Sample(now mono.Instant, src int, m Measurement) Adjustment {
 	e := d.sources[src]
+	if e != nil && e.smearUntil != 0 && !now.Before(e.smearUntil) {
+		// Its smear is over: its filter, which followed the smear, would
+		// mislead; start it afresh.
+		e = nil
+	}
 	if e == nil {
 		e = newEstimator()
 		if d.cfg.DriftSDPPM > 0 {
@@ -240,6 +245,7 @@ func (d *Discipline) Sample(now mono.Instant, src int, m Measurement) Adjustment
 	e.adaptPoll(o.MinPoll, o.MaxPoll)
 	a := d.update(now)
 	d.leap = d.leapVote(m.UTC)
+	d.spotSmear(now, e, m.UTC)
 	a.Leap = d.leap
 	return a
 }
@@ -295,6 +301,43 @@ func (d *Discipline) leapVote(utc time.Time) ntp.Leap {
 		return d.cfg.Leaps.LeapAt(utc)
 	}
 	return d.LeapAnnounced()
+}
+
+// smearTail is how long after a leap second a source suspected of
+// smearing it stays out of selection: the end of a smear that spreads the
+// second over the 24 hours around it, as some public servers do.
+const smearTail = 12 * time.Hour
+
+// smearGuard: in the last hour before the leap, and during it, a source
+// that stops announcing is not suspected: it may have made the leap
+// already while this clock, a little behind, has not.
+const smearGuard = time.Hour
+
+// spotSmear marks source e, just sampled, if it is suspected of smearing
+// a leap second (THREATS E4): on the day a leap second is armed that most
+// truechimers announce, a source whose reply does not announce it is
+// likely spreading it over a day (RFC 8633 §3.7.1 advises against mixing
+// such servers with others). Its time drifts from UTC by up to half a
+// second by midnight; it is kept out of selection from then until
+// smearTail after the leap, so that it neither pulls the clock early on
+// nor is called a falseticker whose estimate the leap then spoils.
+func (d *Discipline) spotSmear(now mono.Instant, e *estimator, utc time.Time) {
+	if d.leap == ntp.LeapNone || e.leap == d.leap || d.LeapAnnounced() != d.leap {
+		return
+	}
+	u := utc.UTC()
+	midnight := time.Date(u.Year(), u.Month(), u.Day()+1, 0, 0, 0, 0, time.UTC)
+	if midnight.Sub(u) < smearGuard {
+		return
+	}
+	e.smearUntil = now.Add(midnight.Sub(u) + smearTail)
+}
+
+// Smearing reports whether source src is suspected at now of smearing a
+// leap second, and kept out of selection for it.
+func (d *Discipline) Smearing(now mono.Instant, src int) bool {
+	e := d.sources[src]
+	return e != nil && now.Before(e.smearUntil)
 }
 
 // LeapAnnounced returns the leap second more than half of the
@@ -406,7 +449,7 @@ func (d *Discipline) combine(now mono.Instant) (theta, nu float64, ok bool) {
 	for src, e := range d.sources {
 		answered++
 		o := d.options(src)
-		if o.NoSelect {
+		if o.NoSelect || now.Before(e.smearUntil) {
 			e.truechimer, e.combined = false, false
 			continue
 		}

@@ -73,8 +73,11 @@ type estimator struct {
 	truechimer, combined bool
 	// jumps counts the times the source's time jumped (see add).
 	jumps int
-	// leap is the leap indicator of the last sample.
-	leap ntp.Leap
+	// leap is the leap indicator of the last sample; smearUntil is when
+	// the source, suspected of smearing a leap second, may be selected
+	// again.
+	leap       ntp.Leap
+	smearUntil mono.Instant
 	// initNu and initNuSD start the drift estimate (from the drift file).
 	initNu, initNuSD float64
 	group            string

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/discipline"
@@ -244,6 +245,9 @@ func (r *runner) reply(ev event) {
 		return
 	}
 	r.res.Samples++
+	if d := r.eng.Discipline(); d.Smearing(r.mono(), ev.srv) && !slices.Contains(r.res.Smearing, ev.srv) {
+		r.res.Smearing = append(r.res.Smearing, ev.srv)
+	}
 	r.apply(adj)
 	r.schedule()
 }

@@ -73,6 +73,22 @@ func leapDay(sc *Scenario, kind ntp.Leap, announcers ...int) {
 	}
 }
 
+// smear returns the offset from UTC of a server that smears a leap second
+// inserted at true time at (s): its clock runs slow by 1/86400 from noon
+// before to noon after, and never jumps.
+func smear(at float64) func(t float64) float64 {
+	const half = 12 * 3600
+	return func(t float64) float64 {
+		switch {
+		case t < at-half || t >= at+half:
+			return 0
+		case t < at:
+			return -(t - (at - half)) / 86400
+		}
+		return 1 - (t-(at-half))/86400
+	}
+}
+
 // june2026Leap returns a leap-seconds.list, valid until 2027, whose last
 // entry, at 1 July 2026, changes TAI−UTC by change seconds (0: no leap
 // there).
@@ -114,6 +130,15 @@ func leaps() []Named {
 			sc.LeapAt = 0
 			sc.Discipline.Leaps = june2026Leap(0)
 		}),
+		{Name: "leap-smear", Description: "three servers announce and insert a leap second; a fourth smears it over the 24 hours around it, as some public servers do (THREATS E4)",
+			Scenario: func(seed uint64) Scenario {
+				sc := fiveServers(seed)
+				sc.Servers = sc.Servers[:4]
+				leapDay(&sc, ntp.LeapInsert, 0, 1, 2)
+				sc.Servers[3].Offset = smear(sc.LeapAt.Seconds())
+				sc.Duration = 72 * time.Hour // a day past the smear's end
+				return sc
+			}},
 		v("leap-wrong-day", "three servers announce a leap second on June 15, not the last day of a month (THREATS E3)", func(sc *Scenario) {
 			sc.Start = time.Date(2026, 6, 14, 12, 0, 0, 0, time.UTC)
 			for i := range sc.Servers {

@@ -116,6 +116,9 @@ type Result struct {
 	// Truechimers the servers it selected at its last update.
 	Alarm       string
 	Truechimers []int
+	// Smearing lists the servers the discipline suspected, at some time,
+	// of smearing a leap second.
+	Smearing []int
 }
 
 // clock is the simulated local clock.

@@ -262,21 +262,27 @@ func TestByzantine(t *testing.T) {
 	}
 }
 
-// TestLeapSeconds: THREATS E1-E3. An announced leap second is made once,
+// TestLeapSeconds: THREATS E1-E4. An announced leap second is made once,
 // at the end of the last day of the month, and the clock stays with UTC
 // through it; a minority's announcement, or one on another day, makes
-// none.
+// none; a server that smears the leap is spotted and kept out, and
+// selected again once its smear is over.
 func TestLeapSeconds(t *testing.T) {
 	for seed := uint64(1); seed <= 3; seed++ {
 		for _, c := range []struct {
-			name  string
-			leaps int
-		}{{"leap-insert", 1}, {"leap-delete", 1}, {"leap-minority", 0}, {"leap-wrong-day", 0},
-			{"leap-file-only", 1}, {"leap-file-overrules", 0}} {
+			name     string
+			leaps    int
+			smearing []int
+		}{{"leap-insert", 1, nil}, {"leap-delete", 1, nil}, {"leap-minority", 0, nil}, {"leap-wrong-day", 0, nil},
+			{"leap-file-only", 1, nil}, {"leap-file-overrules", 0, nil}, {"leap-smear", 1, []int{3}}} {
 			r := Run(named(t, c.name).Scenario(seed))
 			if r.LeapsApplied != c.leaps || r.MaxOffset > time.Millisecond || r.Steps != 0 {
 				t.Errorf("%s seed %d: %d leaps, largest offset %v, %d steps; want %d, under 1 ms, none",
 					c.name, seed, r.LeapsApplied, r.MaxOffset, r.Steps, c.leaps)
+			}
+			if !slices.Equal(r.Smearing, c.smearing) || len(r.Truechimers) != len(named(t, c.name).Scenario(seed).Servers) && c.smearing != nil {
+				t.Errorf("%s seed %d: servers suspected of smearing %v, truechimers at the end %v; want %v suspected, all selected at the end",
+					c.name, seed, r.Smearing, r.Truechimers, c.smearing)
 			}
 		}
 	}
