@@ -26,6 +26,9 @@ type ServerConfig struct {
 	// of Command or ClientCommand. It needs root: without root the test is
 	// skipped (or fails in CI).
 	Netns bool
+	// NetnsPath, if set, runs the server in that existing network
+	// namespace (such as /run/netns/NAME from VethPair) instead.
+	NetnsPath string
 }
 
 // StartServer starts the server c describes and returns once it has bound
@@ -38,7 +41,7 @@ func StartServer(t testing.TB, c ServerConfig) *Peer {
 	if len(c.Argv) == 0 || !c.Addr.IsValid() {
 		t.Fatalf("peertest: server %q needs a command line and an address", c.Name)
 	}
-	if c.Netns && !isRoot() {
+	if (c.Netns || c.NetnsPath != "") && !isRoot() {
 		unavailable(t, "%s in a network namespace needs root", c.Name)
 	}
 	argv := c.Argv
@@ -52,9 +55,14 @@ func StartServer(t testing.TB, c ServerConfig) *Peer {
 		logPath:   filepath.Join(t.TempDir(), c.Name+".log"),
 		underTest: true,
 	}
-	if c.Netns {
+	switch {
+	case c.NetnsPath != "":
+		nsenter := needTools(t, "nsenter")[0]
+		p.netns = c.NetnsPath
+		start(t, p, exec.Command(nsenter, append([]string{"--net=" + c.NetnsPath, "--"}, argv...)...))
+	case c.Netns:
 		startInNetns(t, p, argv)
-	} else {
+	default:
 		start(t, p, exec.Command(argv[0], argv[1:]...))
 	}
 	return p
