@@ -47,6 +47,11 @@ type Client struct {
 	MakeStepLimit int           `toml:"makestep-limit"`
 	// Panic is the largest offset corrected; 0 means no limit.
 	Panic time.Duration `toml:"panic"`
+	// StepBudget bounds the steps of the last 24 hours added up; 0
+	// means no bound. StepFile ("" for none) keeps the steps across
+	// restarts.
+	StepBudget time.Duration `toml:"step-budget"`
+	StepFile   string        `toml:"step-file"`
 	// DriftFile and LeapFile are paths ("" for none): the drift file the
 	// client reads at start and writes, and a leap-seconds.list.
 	DriftFile string `toml:"drift-file"`
@@ -260,6 +265,7 @@ const (
 	defaultMakeStep      = 100 * time.Millisecond
 	defaultMakeStepLimit = 3
 	defaultPanic         = 1000 * time.Second
+	defaultStepBudget    = 1000 * time.Second
 	defaultUnsyncAfter   = 60 * time.Second
 )
 
@@ -286,7 +292,8 @@ func Default() *Config {
 			},
 			Access: Access{DenyAction: Drop},
 		},
-		Client: Client{MinSources: 1, MakeStep: defaultMakeStep, MakeStepLimit: defaultMakeStepLimit, Panic: defaultPanic},
+		Client: Client{MinSources: 1, MakeStep: defaultMakeStep, MakeStepLimit: defaultMakeStepLimit, Panic: defaultPanic,
+			StepBudget: defaultStepBudget},
 		Mirror: Mirror{Poll: defaultPoll, UnsyncAfter: defaultUnsyncAfter},
 		Log:    Log{Level: slog.LevelInfo},
 	}

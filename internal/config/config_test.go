@@ -320,6 +320,8 @@ min-sources = 2
 makestep = "1s"
 makestep-limit = 0
 panic = "0s"
+step-budget = "0s"
+step-file = "/var/lib/meridian/steps"
 drift-file = "/var/lib/meridian/drift"
 leap-file = "/usr/share/zoneinfo/leap-seconds.list"
 `
@@ -332,7 +334,7 @@ leap-file = "/usr/share/zoneinfo/leap-seconds.list"
 			{Host: "ntp.example.net", Port: 123, IBurst: true}, {Host: "127.0.0.1", Port: 11123},
 			{Host: "2001:db8::2", Port: 123, Prefer: true, NoSelect: true, MinPoll: 4, MaxPoll: 8}},
 		Pools: []ServerSpec{{Host: "pool.ntp.org", Port: 123, IBurst: true, MaxSources: 6}, {Host: "2001:db8::9", Port: 1123}},
-		Clock: ClockNone, MinSources: 2, MakeStep: time.Second, MakeStepLimit: 0, Panic: 0,
+		Clock: ClockNone, MinSources: 2, MakeStep: time.Second, MakeStepLimit: 0, Panic: 0, StepFile: "/var/lib/meridian/steps",
 		DriftFile: "/var/lib/meridian/drift", LeapFile: "/usr/share/zoneinfo/leap-seconds.list",
 	}
 	if diff := cmp.Diff(want, got.Client); diff != "" {

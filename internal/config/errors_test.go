@@ -45,6 +45,7 @@ var durationKeys = []struct{ table, key string }{
 	{"mirror", "unsync-after"},
 	{"client", "makestep"},
 	{"client", "panic"},
+	{"client", "step-budget"},
 }
 
 // numericCases tries every integer key with negative, zero, boundary,

@@ -52,6 +52,8 @@ func schema(c *Config) []field {
 		{"client.makestep", "a duration string", duration(&cl.MakeStep)},
 		{"client.makestep-limit", "an integer", integer(&cl.MakeStepLimit)},
 		{"client.panic", "a duration string", duration(&cl.Panic)},
+		{"client.step-budget", "a duration string", duration(&cl.StepBudget)},
+		{"client.step-file", "a string", path(&cl.StepFile)},
 		{"client.drift-file", "a string", path(&cl.DriftFile)},
 		{"client.leap-file", "a string", path(&cl.LeapFile)},
 		{"mirror.upstream", "a string", upstream(m)},

@@ -123,6 +123,9 @@ func (c *Client) validate(k *checker) {
 	if c.Panic != 0 {
 		k.durationRange("client.panic", c.Panic, time.Second, maxPanic)
 	}
+	if c.StepBudget != 0 {
+		k.durationRange("client.step-budget", c.StepBudget, time.Second, maxPanic)
+	}
 }
 
 func (x *XDP) validate(k *checker) {

@@ -23,6 +23,7 @@ import (
 	"github.com/meridian-ntp/meridian/internal/query"
 	"github.com/meridian-ntp/meridian/internal/server"
 	"github.com/meridian-ntp/meridian/internal/source"
+	"github.com/meridian-ntp/meridian/internal/steplog"
 )
 
 // resolver resolves host names: *net.Resolver, or a test's.
@@ -47,6 +48,9 @@ type clientConfig struct {
 	// DriftFile, if set, receives the oscillator's frequency error every
 	// driftEvery and when the client stops.
 	DriftFile string
+	// StepFile, if set, receives the discipline's recent steps before
+	// every step.
+	StepFile string
 	// Status, if set, receives the client's status for the control
 	// socket after every event.
 	Status *atomic.Pointer[clientStatus]
@@ -374,6 +378,13 @@ func (l *clientLoop) apply(a discipline.Adjustment) {
 	ck := l.c.Clock
 	var errs []error
 	if a.Step != 0 {
+		// The step is on record before it is made, so that no crash
+		// between the two lets a restart step again for free.
+		if l.c.StepFile != "" {
+			if err := steplog.Write(l.c.StepFile, l.eng.Discipline().Steps()); err != nil {
+				l.c.Log.Error("cannot write the step file", "err", err)
+			}
+		}
 		errs = append(errs, ck.Step(a.Step))
 		l.c.Log.Info("clock stepped", "by", a.Step)
 	}

@@ -14,12 +14,14 @@ import (
 
 	"github.com/meridian-ntp/meridian/internal/clock"
 	"github.com/meridian-ntp/meridian/internal/config"
+	"github.com/meridian-ntp/meridian/internal/discipline"
 	"github.com/meridian-ntp/meridian/internal/drift"
 	"github.com/meridian-ntp/meridian/internal/engine"
 	"github.com/meridian-ntp/meridian/internal/ntp"
 	"github.com/meridian-ntp/meridian/internal/query"
 	"github.com/meridian-ntp/meridian/internal/server"
 	"github.com/meridian-ntp/meridian/internal/source"
+	"github.com/meridian-ntp/meridian/internal/steplog"
 )
 
 // TestClientSyncs runs the client against two of Meridian's own servers
@@ -352,4 +354,43 @@ func selected(st *clientStatus) int {
 		}
 	}
 	return n
+}
+
+// TestClientStepBudget: THREATS D5 with the daemon's files. A clock 300 s
+// behind is stepped, and the step is on record in the step file before
+// the clock moves; with a step of 800 s already on record from an hour
+// ago, the same step would pass the budget of 1000 s: it is refused, and
+// the log says why.
+func TestClientStepBudget(t *testing.T) {
+	d, _ := startDaemon(t, func(c *config.Config) { c.Server.LocalStratum = 3 })
+	src := engine.SourceConfig{Name: "s", Addr: d.Addrs()[0], Options: engine.SourceOptions{IBurst: true}}
+	for _, before := range [][]discipline.Step{nil, {{At: time.Now().Add(-time.Hour), Size: 800 * time.Second}}} {
+		path := filepath.Join(t.TempDir(), "steps")
+		if before != nil {
+			if err := steplog.Write(path, before); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var logs syncBuffer
+		cfg := config.Default()
+		cfg.Client.StepFile = path
+		cc := newClientConfig(cfg, -20, slog.New(slog.NewTextHandler(&logs, nil)))
+		cc.Engine.Sources = []engine.SourceConfig{src}
+		vc := clock.NewVirtual(nil, -300*time.Second)
+		cc.Clock, cc.Origin = vc, time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		if err := runClient(ctx, cc); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		steps, err := steplog.Read(path)
+		r := vc.Record()
+		switch {
+		case before == nil && (len(r.Steps) != 1 || err != nil || len(steps) != 1 || (steps[0].Size-300*time.Second).Abs() > time.Second):
+			t.Errorf("no steps before: clock stepped %v; step file %+v, %v; want one step of 300 s, on record\n%s", r.Steps, steps, err, logs.String())
+		case before != nil && (len(r.Steps) != 0 || len(steps) != 1 || !strings.Contains(logs.String(), "step budget")):
+			t.Errorf("800 s stepped an hour ago: clock stepped %v; step file %+v, %v; want no step, the file as it was, the log saying why\n%s",
+				r.Steps, steps, err, logs.String())
+		}
+	}
 }

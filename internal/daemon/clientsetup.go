@@ -12,6 +12,7 @@ import (
 	"github.com/meridian-ntp/meridian/internal/drift"
 	"github.com/meridian-ntp/meridian/internal/engine"
 	"github.com/meridian-ntp/meridian/internal/leapfile"
+	"github.com/meridian-ntp/meridian/internal/steplog"
 )
 
 // resolveWait bounds the resolution of one name.
@@ -36,6 +37,22 @@ func newClientConfig(cfg *config.Config, precision int8, log *slog.Logger) clien
 	}
 	if c.Panic == 0 {
 		dc.Panic = -1 // no limit
+	}
+	dc.StepBudget = c.StepBudget
+	if c.StepBudget == 0 {
+		dc.StepBudget = -1 // no limit
+	}
+	if c.StepFile != "" {
+		cc.StepFile = c.StepFile
+		switch steps, err := steplog.Read(c.StepFile); {
+		case err == nil:
+			dc.Steps = steps
+			log.Info("step file read", "file", c.StepFile, "steps", len(steps))
+		case errors.Is(err, os.ErrNotExist):
+			log.Info("no step file yet", "file", c.StepFile)
+		default:
+			log.Warn("step file ignored", "err", err)
+		}
 	}
 	switch c.Clock {
 	case config.ClockNone:

@@ -52,6 +52,19 @@ type Config struct {
 	// (the clock backend "none"): the corrections the discipline decides
 	// are not applied, so the estimates must not assume they were.
 	Observe bool
+	// StepBudget bounds the steps: their sizes, added up over the last
+	// StepWindow, may not pass it (default: Panic, and no bound if Panic
+	// has none; negative: no bound).
+	// A step that would pass it is refused, like an offset beyond Panic:
+	// the clock is held and the alarm says why, until the offset falls
+	// within MakeStep or the window frees room. Steps lists the steps
+	// made before this start (the step file), so that restarts, each
+	// allowing a step, do not reset the budget: a series of steps below
+	// every threshold with restarts between them (the small-step-big-step
+	// attack, CVE-2015-5300; THREATS D5) moves the clock by StepBudget a
+	// day at most.
+	StepBudget time.Duration
+	Steps      []Step
 	// Leaps, if set and not expired, is the table of leap seconds
 	// (leap-seconds.list): it alone decides whether a leap second is
 	// armed, whatever the sources announce (THREATS E3). Expired or nil,
@@ -84,7 +97,22 @@ func (c *Config) defaults() {
 	if c.Panic == 0 {
 		c.Panic = 1000 * time.Second
 	}
+	if c.StepBudget == 0 {
+		c.StepBudget = c.Panic
+	}
 }
+
+// Step is a step of the clock, as the step budget counts it.
+type Step struct {
+	At   time.Time     // the clock's reading just after the step
+	Size time.Duration // positive: forward
+}
+
+// StepWindow is the span over which the step budget adds steps up.
+const StepWindow = 24 * time.Hour
+
+// MaxSteps bounds the steps remembered; older ones are merged.
+const MaxSteps = 64
 
 // Alarm says why the discipline is not steering the clock.
 type Alarm uint8
@@ -96,10 +124,11 @@ const (
 	AlarmNoMajority       // no majority of the sources agree
 	AlarmTooFew           // fewer than MinSources sources agree
 	AlarmPanic            // the sources agree on an offset beyond Panic
+	AlarmStepBudget       // a step would pass the step budget
 )
 
 var alarmText = [...]string{"", "waiting for a majority of the sources", "no majority of the sources agree",
-	"too few sources agree", "offset beyond the panic threshold"}
+	"too few sources agree", "offset beyond the panic threshold", "a step would pass the step budget of the last 24 hours"}
 
 func (a Alarm) String() string {
 	if int(a) < len(alarmText) {
@@ -158,6 +187,7 @@ type Discipline struct {
 	alarm   Alarm
 	leap    ntp.Leap
 	started mono.Instant
+	steps   []Step // the steps within the window, oldest first
 }
 
 // StartWait is how long after start the discipline waits for a majority
@@ -169,7 +199,9 @@ const StartWait = 30 * time.Second
 // time now.
 func New(cfg Config, now mono.Instant) *Discipline {
 	cfg.defaults()
-	return &Discipline{cfg: cfg, sources: map[int]*estimator{}, opts: map[int]Options{}, corrAt: now, started: now}
+	steps := slices.Clone(cfg.Steps)
+	slices.SortStableFunc(steps, func(a, b Step) int { return a.At.Compare(b.At) })
+	return &Discipline{cfg: cfg, sources: map[int]*estimator{}, opts: map[int]Options{}, corrAt: now, started: now, steps: steps}
 }
 
 // SetOptions sets source src's options; a source without is polled and
@@ -243,7 +275,7 @@ func (d *Discipline) Sample(now mono.Instant, src int, m Measurement) Adjustment
 	e.add(m, d.Corrected(m.At))
 	o := d.options(src)
 	e.adaptPoll(o.MinPoll, o.MaxPoll)
-	a := d.update(now)
+	a := d.update(now, m.UTC)
 	d.leap = d.leapVote(m.UTC)
 	d.spotSmear(now, e, m.UTC)
 	a.Leap = d.leap
@@ -395,7 +427,7 @@ func (d *Discipline) adjustment() Adjustment {
 // update selects and combines the sources' estimates and sets the
 // correction. While it cannot steer, the clock keeps its last frequency
 // (holdover) and the alarm says why.
-func (d *Discipline) update(now mono.Instant) Adjustment {
+func (d *Discipline) update(now mono.Instant, utc time.Time) Adjustment {
 	theta, nu, ok := d.combine(now)
 	if !ok {
 		return d.holdover(now)
@@ -404,12 +436,20 @@ func (d *Discipline) update(now mono.Instant) Adjustment {
 		d.alarm = AlarmPanic
 		return d.holdover(now)
 	}
+	stepping := math.Abs(theta) > d.cfg.MakeStep.Seconds() && d.cfg.MakeStepLimit > 0 && d.updates < d.cfg.MakeStepLimit
+	step := time.Duration(theta * 1e9)
+	if stepping && !d.budgetAllows(utc, step) {
+		d.alarm = AlarmStepBudget
+		return d.holdover(now)
+	}
 	d.alarm = AlarmNone
 	d.updates++
 	d.nu = nu
 	maxSlew := d.cfg.MaxSlewPPM * 1e-6
-	if math.Abs(theta) > d.cfg.MakeStep.Seconds() && d.cfg.MakeStepLimit > 0 && d.updates <= d.cfg.MakeStepLimit {
-		step := time.Duration(theta * 1e9)
+	if stepping {
+		if !d.cfg.Observe {
+			d.recordStep(utc, step)
+		}
 		d.corr += theta
 		d.setFreq(now, clamp(nu, maxSlew))
 		d.slewing = false
@@ -429,6 +469,39 @@ func (d *Discipline) update(now mono.Instant) Adjustment {
 	d.slewEnd = now.Add(time.Duration(tau * 1e9))
 	return d.adjustment()
 }
+
+// budgetAllows reports whether a step of size at utc keeps the steps of
+// the last StepWindow within the budget. A step recorded in the future
+// (the clock has gone back since) counts as recent.
+func (d *Discipline) budgetAllows(utc time.Time, size time.Duration) bool {
+	if d.cfg.StepBudget < 0 || d.cfg.Observe {
+		return true
+	}
+	spent := size.Abs()
+	for _, s := range d.steps {
+		if utc.Sub(s.At) < StepWindow {
+			spent += s.Size.Abs()
+		}
+	}
+	return spent <= d.cfg.StepBudget
+}
+
+// recordStep adds a step of size made at utc to the steps, forgetting
+// those past the window and merging the oldest two while there are too
+// many (so that the budget never forgets a step inside the window).
+func (d *Discipline) recordStep(utc time.Time, size time.Duration) {
+	at := utc.Add(size)
+	d.steps = slices.DeleteFunc(d.steps, func(s Step) bool { return at.Sub(s.At) >= StepWindow })
+	d.steps = append(d.steps, Step{At: at, Size: size})
+	for len(d.steps) > MaxSteps {
+		d.steps[1].Size = d.steps[0].Size.Abs() + d.steps[1].Size.Abs()
+		d.steps = d.steps[1:]
+	}
+}
+
+// Steps returns the steps within the step budget's window, oldest first,
+// for the step file. The result is the caller's.
+func (d *Discipline) Steps() []Step { return slices.Clone(d.steps) }
 
 // holdover stops any slew and keeps the clock at the last estimated drift.
 func (d *Discipline) holdover(now mono.Instant) Adjustment {

@@ -360,3 +360,58 @@ func TestSourceOptions(t *testing.T) {
 		t.Error("a removed source still has an estimate")
 	}
 }
+
+// TestStepBudget: THREATS D5. Steps add up, over the last 24 hours and
+// across restarts (the steps a restarted discipline is given), to at most
+// the budget; a step that would pass it is refused with an alarm.
+func TestStepBudget(t *testing.T) {
+	t0 := time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
+	sample := func(d *Discipline, off time.Duration) Adjustment {
+		return d.Sample(0, 0, Measurement{Offset: off, Delay: time.Millisecond, UTC: t0})
+	}
+	for _, tt := range []struct {
+		name   string
+		before []Step
+		offset time.Duration
+		step   bool
+	}{
+		{"within", []Step{{t0.Add(-time.Hour), 600 * time.Second}}, 300 * time.Second, true},
+		{"beyond", []Step{{t0.Add(-time.Hour), 600 * time.Second}}, 500 * time.Second, false},
+		{"backward counts too", []Step{{t0.Add(-time.Hour), -600 * time.Second}}, 500 * time.Second, false},
+		{"a day ago", []Step{{t0.Add(-25 * time.Hour), 600 * time.Second}}, 500 * time.Second, true},
+		{"in the future (the clock went back)", []Step{{t0.Add(48 * time.Hour), 600 * time.Second}}, 500 * time.Second, false},
+	} {
+		d := New(Config{StepBudget: 1000 * time.Second, Steps: tt.before}, 0)
+		a := sample(d, tt.offset)
+		if got := a.Step != 0; got != tt.step {
+			t.Errorf("%s: step %v, alarm %v; want a step: %v", tt.name, a.Step, d.Alarm(), tt.step)
+		}
+		if !tt.step && d.Alarm() != AlarmStepBudget {
+			t.Errorf("%s: alarm %v; want %v", tt.name, d.Alarm(), AlarmStepBudget)
+		}
+		if n := len(d.Steps()); tt.step && n != len(tt.before)+1 && tt.before[0].At.After(t0.Add(-StepWindow)) {
+			t.Errorf("%s: %d steps remembered; want the new one added", tt.name, n)
+		}
+	}
+	// The default budget is the panic threshold; with no panic
+	// threshold, no budget.
+	d := New(Config{Panic: -1, Steps: []Step{{t0, 1e6 * time.Second}}}, 0)
+	if a := sample(d, 1e5*time.Second); a.Step == 0 {
+		t.Errorf("no panic threshold: %+v, alarm %v; want a step", a, d.Alarm())
+	}
+	// Many steps: the oldest are merged, never forgotten within the
+	// window.
+	var many []Step
+	for i := range 70 {
+		many = append(many, Step{t0.Add(time.Duration(i-70) * time.Minute), time.Second})
+	}
+	d = New(Config{StepBudget: 100 * time.Second, Steps: many}, 0)
+	sample(d, 10*time.Second)
+	var sum time.Duration
+	for _, s := range d.Steps() {
+		sum += s.Size
+	}
+	if n := len(d.Steps()); n != MaxSteps || sum != 80*time.Second {
+		t.Errorf("after 71 steps: %d remembered adding up to %v; want %d, 80s", n, sum, MaxSteps)
+	}
+}

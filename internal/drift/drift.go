@@ -15,10 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/meridian-ntp/meridian/internal/statefile"
 )
 
 // Limits of a valid drift file.
@@ -88,71 +88,28 @@ func clip(s string) string {
 // A file that is not a regular file (a symbolic link to one is followed,
 // as for the configuration) is refused.
 func Read(path string) (Drift, error) {
-	fi, err := os.Stat(path)
+	b, err := statefile.Read(path, MaxSize)
+	if errors.Is(err, statefile.ErrNotRegular) || errors.Is(err, statefile.ErrTooLarge) {
+		return Drift{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	if err != nil {
 		return Drift{}, err
 	}
-	if !fi.Mode().IsRegular() {
-		return Drift{}, fmt.Errorf("%w: %s is not a regular file", ErrInvalid, path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return Drift{}, err
-	}
-	defer f.Close()
-	b := make([]byte, MaxSize+1)
-	n, err := f.Read(b)
-	if err != nil && n == 0 {
-		return Drift{}, fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
-	}
-	d, err := Parse(b[:n])
+	d, err := Parse(b)
 	if err != nil {
 		return Drift{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return d, nil
 }
 
-// Write writes d to path atomically: into a new temporary file in the
-// same directory (never following a link an attacker may have left
-// there), synced to disk, renamed over path, with the directory synced
-// too. The file gets mode 0644.
-func Write(path string, d Drift) (err error) {
+// Write writes d to path atomically (see statefile.Write).
+func Write(path string, d Drift) error {
 	b, err := Format(d)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := statefile.Write(path, b); err != nil {
 		return fmt.Errorf("drift: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			// Removing the temporary file is best effort: the write
-			// failed either way.
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("drift: write %s: %w", tmp.Name(), err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("drift: %w", err)
-	}
-	if dh, derr := os.Open(dir); derr == nil {
-		// Syncing the directory makes the rename durable; a file system
-		// that cannot sync directories still renamed atomically.
-		_ = dh.Sync()
-		_ = dh.Close()
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ type runner struct {
 	q     queue
 	srvs  []simServer
 	eng   *engine.Engine
+	ec    engine.Config
 	sends []engine.Send
 	now   float64 // true time, s since start
 
@@ -65,6 +66,8 @@ func Run(sc Scenario) Result {
 			r.timer(ev)
 		case evReply:
 			r.reply(ev)
+		case evRestart:
+			r.restart()
 		}
 	}
 	return r.result()
@@ -92,10 +95,36 @@ func newRunner(sc Scenario) *runner {
 		ec.Sources = append(ec.Sources, engine.SourceConfig{Name: addr.String(), Addr: netip.AddrPortFrom(addr, 123),
 			RefID: addr.As4(), Options: engine.SourceOptions{IBurst: !sc.NoIBurst}, Group: sc.Servers[i].Group})
 	}
-	r.eng = engine.New(ec, func(i int) source.Rand { return rand.New(rand.NewPCG(sc.Seed+uint64(i)+1, 0x5EED)) }, r.mono())
+	r.ec = ec
+	r.eng = engine.New(ec, r.rands, r.mono())
 	r.q.push(event{at: 1, kind: evTick})
+	for _, at := range sc.Restarts {
+		r.q.push(event{at: at.Seconds(), kind: evRestart})
+	}
 	r.schedule()
 	return r
+}
+
+// rands gives the engine's sources their randomness.
+func (r *runner) rands(i int) source.Rand {
+	return rand.New(rand.NewPCG(r.sc.Seed+uint64(i)+1, 0x5EED))
+}
+
+// restart replaces the engine with a new one, as a restarted daemon
+// would start: from the step file and the drift file the old one kept.
+func (r *runner) restart() {
+	d := r.eng.Discipline()
+	ec := r.ec
+	if !r.sc.ForgetSteps {
+		ec.Discipline.Steps = d.Steps()
+	}
+	if ppm, sd, ok := d.Drift(r.mono()); ok {
+		ec.Discipline.DriftPPM, ec.Discipline.DriftSDPPM = ppm, max(sd, 0.01)
+	}
+	r.eng = engine.New(ec, r.rands, r.mono())
+	r.c.a, r.slewing, r.armed = 0, false, ntp.LeapNone
+	r.res.Restarts++
+	r.schedule()
 }
 
 // mono returns the client's monotonic clock.

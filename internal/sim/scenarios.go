@@ -73,6 +73,23 @@ func leapDay(sc *Scenario, kind ntp.Leap, announcers ...int) {
 	}
 }
 
+// smallStepBigStep makes every server of sc jump 400 s ahead (far below
+// the panic threshold) at 2, 4, 6 and 8 hours, and the client restart 5
+// minutes after each jump, so that each restart could step the clock
+// again (CVE-2015-5300).
+func smallStepBigStep(sc *Scenario) {
+	const jump, every = 400, 2 * 3600
+	for i := range sc.Servers {
+		sc.Servers[i].Offset = func(t float64) float64 {
+			return jump * math.Min(4, math.Floor(t/every))
+		}
+	}
+	for k := 1; k <= 4; k++ {
+		sc.Restarts = append(sc.Restarts, time.Duration(k*every+300)*time.Second)
+	}
+	sc.Duration, sc.Skip = 10*time.Hour, 0
+}
+
 // smear returns the offset from UTC of a server that smears a leap second
 // inserted at true time at (s): its clock runs slow by 1/86400 from noon
 // before to noon after, and never jumps.
@@ -198,6 +215,8 @@ func byzantine() []Named {
 				}
 			}
 		}),
+		v("small-step-big-step", "three servers, all jumping 400 s ahead every 2 hours, and the client restarted 5 minutes after each jump (THREATS D5)",
+			threeServers, func(sc *Scenario) { smallStepBigStep(sc) }),
 		v("holdover-1d", "the server unreachable for the whole second day (THREATS F1)", base, func(sc *Scenario) {
 			sc.Servers[0].Down = func(t float64) bool { return t >= 24*3600 }
 		}),

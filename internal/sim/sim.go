@@ -81,6 +81,13 @@ type Scenario struct {
 	Leap   ntp.Leap
 	// Discipline configures the discipline under test.
 	Discipline discipline.Config
+	// Restarts are the times at which the client restarts (the daemon,
+	// not the machine): a new engine takes over, given the steps the old
+	// one made (as the step file keeps them, unless ForgetSteps) and the
+	// drift it estimated (as the drift file does), with the clock's
+	// frequency correction reset.
+	Restarts    []time.Duration
+	ForgetSteps bool
 	// Converge is the offset within which the clock counts as converged
 	// (default 1 ms): Result.Converged is the first time its offset from
 	// true time is within it.
@@ -116,6 +123,8 @@ type Result struct {
 	// Truechimers the servers it selected at its last update.
 	Alarm       string
 	Truechimers []int
+	// Restarts counts the client's restarts.
+	Restarts int
 	// Smearing lists the servers the discipline suspected, at some time,
 	// of smearing a leap second.
 	Smearing []int
@@ -144,6 +153,7 @@ const (
 	evTick = iota
 	evTimer
 	evReply
+	evRestart
 )
 
 type event struct {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/meridian-ntp/meridian/internal/discipline"
 )
 
 func TestRunIsDeterministic(t *testing.T) {
@@ -298,5 +300,26 @@ func TestNoRunaway(t *testing.T) {
 	r := Run(ChronyModel(46, 1e-9, 10*time.Millisecond, 0, 11))
 	if r.RMSOffset > 3*time.Millisecond || r.FreqRMS > 10e-6 {
 		t.Errorf("seed 46: RMS %v, frequency error %.1f ppm; want under 3 ms, 10 ppm", r.RMSOffset, r.FreqRMS*1e6)
+	}
+}
+
+// TestSmallStepBigStep: THREATS D5. Servers that jump 400 s ahead four
+// times, each jump followed by a restart of the client, get two steps
+// out of it: the step budget (1000 s a day, the panic threshold) is kept
+// across restarts, and the client then refuses to step, with an alarm.
+// A client that forgot its steps at each restart would step every time
+// and follow the servers 1600 s away.
+func TestSmallStepBigStep(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		sc := named(t, "small-step-big-step").Scenario(seed)
+		r := Run(sc)
+		if r.Restarts != 4 || r.Steps != 2 || r.Stepped > 1000*time.Second || r.Alarm != discipline.AlarmStepBudget.String() || r.MaxOffset > 1100*time.Second {
+			t.Errorf("seed %d: %d restarts, %d steps adding up to %v, alarm %q, largest offset %v; want 4 restarts, 2 steps within 1000 s, the step budget's alarm, at most 1100 s off",
+				seed, r.Restarts, r.Steps, r.Stepped, r.Alarm, r.MaxOffset)
+		}
+		sc.ForgetSteps = true
+		if r := Run(sc); r.Steps != 4 || r.MaxOffset < 1500*time.Second {
+			t.Errorf("seed %d, steps forgotten at restart: %d steps, largest offset %v; want 4 steps, over 1500 s", seed, r.Steps, r.MaxOffset)
+		}
 	}
 }
