@@ -87,6 +87,7 @@ func newRunner(sc Scenario) *runner {
 		r.converge = 1e-3
 	}
 	r.res.Converged = -1
+	r.res.Requests = make([]int, len(sc.Servers))
 	ec := engine.Config{Discipline: sc.Discipline, Poll: sc.Poll, Precision: -20, OwnRefIDs: []ntp.RefID{ClientRefID}}
 	r.srvs = make([]simServer, len(sc.Servers))
 	for i := range sc.Servers {
@@ -250,6 +251,7 @@ func (r *runner) deliver(snd engine.Send) {
 		return
 	}
 	arrive := r.now + up
+	r.res.Requests[snd.Src]++
 	t2 := r.utc(arrive)
 	if ss.Offset != nil {
 		t2 += ss.Offset(arrive)
@@ -262,6 +264,15 @@ func (r *runner) deliver(snd engine.Send) {
 		return
 	}
 	server.StampTransmit(resp, rx)
+	if ss.Kiss != nil {
+		if code := ss.Kiss(arrive); code != (ntp.RefID{}) {
+			// A kiss-o'-death (RFC 5905 §7.4): leap 3, stratum 0, the
+			// code as reference ID, the origin echoed.
+			resp[0] = 3<<6 | resp[0]&0x3F
+			resp[1] = 0
+			copy(resp[12:16], code[:])
+		}
+	}
 	r.q.push(event{at: arrive + down, kind: evReply, srv: snd.Src, pkt: resp[:n]})
 }
 

@@ -217,6 +217,17 @@ func byzantine() []Named {
 		}),
 		v("small-step-big-step", "three servers, all jumping 400 s ahead every 2 hours, and the client restarted 5 minutes after each jump (THREATS D5)",
 			threeServers, func(sc *Scenario) { smallStepBigStep(sc) }),
+		v("kod-rate", "three servers, one answering every request with a RATE kiss-o'-death (THREATS C5)", threeServers, func(sc *Scenario) {
+			sc.Servers[2].Kiss = func(float64) ntp.RefID { return ntp.KissRATE }
+		}),
+		v("kod-deny-2h", "three servers, one answering DENY for two hours, then time again (THREATS C5, C6)", threeServers, func(sc *Scenario) {
+			sc.Servers[2].Kiss = func(t float64) ntp.RefID {
+				if t >= 6*3600 && t < 8*3600 {
+					return ntp.KissDENY
+				}
+				return ntp.RefID{}
+			}
+		}),
 		v("holdover-1d", "the server unreachable for the whole second day (THREATS F1)", base, func(sc *Scenario) {
 			sc.Servers[0].Down = func(t float64) bool { return t >= 24*3600 }
 		}),

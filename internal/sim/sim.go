@@ -48,6 +48,10 @@ type Server struct {
 	Down func(t float64) bool
 	// Leap, if set, is the leap indicator the server sends at true time t.
 	Leap func(t float64) ntp.Leap
+	// Kiss, if set, gives the kiss code (RATE, DENY, RSTR) the server
+	// answers with at true time t instead of its time; the zero code:
+	// none.
+	Kiss func(t float64) ntp.RefID
 	// Group is the server's network, for the client's diversity rule.
 	Group string
 	// RefID, if set, is the reference ID the server sends (its stratum
@@ -123,6 +127,8 @@ type Result struct {
 	// Truechimers the servers it selected at its last update.
 	Alarm       string
 	Truechimers []int
+	// Requests counts the requests each server received.
+	Requests []int
 	// Restarts counts the client's restarts.
 	Restarts int
 	// Smearing lists the servers the discipline suspected, at some time,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/discipline"
+	"github.com/meridian-ntp/meridian/internal/source"
 )
 
 func TestRunIsDeterministic(t *testing.T) {
@@ -320,6 +321,27 @@ func TestSmallStepBigStep(t *testing.T) {
 		sc.ForgetSteps = true
 		if r := Run(sc); r.Steps != 4 || r.MaxOffset < 1500*time.Second {
 			t.Errorf("seed %d, steps forgotten at restart: %d steps, largest offset %v; want 4 steps, over 1500 s", seed, r.Steps, r.MaxOffset)
+		}
+	}
+}
+
+// TestKissOfDeath: THREATS C5, C6. A server that answers every request
+// with RATE is polled no more than once per longest poll (1024 s), and
+// the clock keeps to the other two; one that answers DENY for two hours
+// is polled at the longest poll meanwhile, never dropped, and selected
+// again once it gives time again.
+func TestKissOfDeath(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		r := Run(named(t, "kod-rate").Scenario(seed))
+		if most := int(48*time.Hour/(1024*time.Second)) + source.IBurstCount + 4; r.Requests[2] > most || slices.Contains(r.Truechimers, 2) ||
+			r.RMSOffset > 100*time.Microsecond {
+			t.Errorf("kod-rate seed %d: requests %v, truechimers %v, RMS offset %v; want at most %d to the kisser, it never selected, under 100 µs",
+				seed, r.Requests, r.Truechimers, r.RMSOffset, most)
+		}
+		r = Run(named(t, "kod-deny-2h").Scenario(seed))
+		if most := int(2*time.Hour/(1024*time.Second)) + 2; r.Refused > most || !slices.Contains(r.Truechimers, 2) {
+			t.Errorf("kod-deny-2h seed %d: %d replies refused, truechimers %v; want at most %d kisses taken, the kisser selected again",
+				seed, r.Refused, r.Truechimers, most)
 		}
 	}
 }
