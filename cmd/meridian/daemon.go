@@ -14,10 +14,12 @@ import (
 
 const daemonUsage = `Usage: meridian daemon --config FILE
 
-Run the NTP server with the configuration in FILE (TOML; see
-docs/config.md). The file must be named explicitly: nothing is read from
-the current directory or a default location. Logs go to standard error.
-SIGINT or SIGTERM stops the server.
+Run the NTP daemon with the configuration in FILE (TOML; see
+docs/config.md): the server, and with [client] servers or pools the
+client that takes time from them and steers the clock. The file must be
+named explicitly: nothing is read from the current directory or a
+default location. Logs go to standard error. SIGINT or SIGTERM stops the
+daemon.
 
 Flags:
 `

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
@@ -392,8 +393,11 @@ func (l *clientLoop) apply(a discipline.Adjustment) {
 	d := l.eng.Discipline()
 	now := l.now()
 	st := l.eng.State(now)
+	// The kernel's maximum error is the served root distance; its
+	// estimated error the combined estimate's standard deviation.
 	maxErr := st.RootDelay.Duration()/2 + st.RootDisp.Duration()
-	errs = append(errs, ck.SetStatus(d.Synced(), maxErr, maxErr))
+	_, sd := l.combined(now)
+	errs = append(errs, ck.SetStatus(d.Synced(), maxErr, min(maxErr, time.Duration(sd*1e9))))
 	if err := errors.Join(errs...); err != nil {
 		l.c.Log.Error("cannot adjust the clock", "err", err)
 	}
@@ -427,7 +431,6 @@ func (l *clientLoop) snapshot() {
 	if ppm, sd, ok := d.Drift(now); ok {
 		cs.Status.Frequency, cs.Status.FrequencySD = ppm, sd
 	}
-	var sw, off float64
 	for i := range l.eng.Len() {
 		s, _, live := l.eng.Source(i)
 		if !live {
@@ -441,20 +444,34 @@ func (l *clientLoop) snapshot() {
 		if theta, sd, ok := d.Estimate(now, i); ok {
 			src.Offset, src.OffsetSD = theta, sd
 			src.State = sourceState(d, s, i, now)
-			if d.Combined(i) {
-				w := 1 / max(sd*sd, 1e-24)
-				sw, off = sw+w, off+w*theta
-				if st.RefID == s.RefID {
-					cs.Status.Reference = s.Addr.String()
-				}
+			if d.Combined(i) && st.RefID == s.RefID {
+				cs.Status.Reference = s.Addr.String()
 			}
 		}
 		cs.Sources = append(cs.Sources, src)
 	}
-	if sw > 0 {
-		cs.Status.Offset = off / sw
-	}
+	cs.Status.Offset, _ = l.combined(now)
 	l.c.Status.Store(cs)
+}
+
+// combined returns the combined sources' offset estimate at now and its
+// standard deviation, in seconds (inverse-variance weighted, as the
+// discipline combines them); zeros if no source is combined.
+func (l *clientLoop) combined(now mono.Instant) (offset, sd float64) {
+	d := l.eng.Discipline()
+	var sw, off float64
+	for i := range l.eng.Len() {
+		theta, s, ok := d.Estimate(now, i)
+		if !ok || !d.Combined(i) {
+			continue
+		}
+		w := 1 / max(s*s, 1e-24)
+		sw, off = sw+w, off+w*theta
+	}
+	if sw == 0 {
+		return 0, 0
+	}
+	return off / sw, math.Sqrt(1 / sw)
 }
 
 // sourceState names the selection's verdict on source src, which has an

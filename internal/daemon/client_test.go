@@ -64,8 +64,8 @@ func TestClientSyncs(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if r := vc.Record(); len(r.Steps) != 0 || r.FrequencySet == 0 || !r.Synced {
-		t.Errorf("clock record %+v; want no step (50 ms is slewed), frequency set, synchronized", r)
+	if r := vc.Record(); len(r.Steps) != 0 || r.FrequencySet == 0 || !r.Synced || r.EstErr <= 0 || r.EstErr >= r.MaxErr {
+		t.Errorf("clock record %+v; want no step (50 ms is slewed), frequency set, synchronized, an estimated error below the maximum", r)
 	}
 	if !strings.Contains(logs.String(), "clock synchronized") || strings.Count(logs.String(), "selected offset") < 2 {
 		t.Errorf("log:\n%s\nwant a line saying the clock is synchronized, with both sources selected", logs.String())
