@@ -394,3 +394,36 @@ func TestClientStepBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestClientPortsUnpredictable: THREATS C9 for source ports. The sockets
+// the client sends from take ports the kernel draws at random: over 2000
+// requests, few repeat, hardly any follows the one before, and they
+// spread over most of the ephemeral range.
+func TestClientPortsUnpredictable(t *testing.T) {
+	sink := listenUDP(t, netip.MustParseAddrPort("127.0.0.1:0"))
+	to := netip.MustParseAddrPort(sink.LocalAddr().String())
+	l := &clientLoop{c: clientConfig{Log: slog.New(slog.DiscardHandler)}}
+	const n = 2000
+	ports := make([]int, 0, n)
+	for range n {
+		conn, err := l.dial(to, make([]byte, 48))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, conn.LocalAddr().(*net.UDPAddr).Port)
+		conn.Close()
+	}
+	seen := map[int]bool{}
+	near, lo, hi := 0, ports[0], ports[0]
+	for i, p := range ports {
+		seen[p] = true
+		lo, hi = min(lo, p), max(hi, p)
+		if i > 0 && max(p-ports[i-1], ports[i-1]-p) <= 2 {
+			near++
+		}
+	}
+	t.Logf("%d requests: %d distinct ports in %d–%d, %d within 2 of the one before", n, len(seen), lo, hi, near)
+	if len(seen) < n*9/10 || near > n/100 || hi-lo < 10000 {
+		t.Errorf("%d distinct ports of %d, %d within 2 of the one before, range %d–%d; want random ports", len(seen), n, near, lo, hi)
+	}
+}
