@@ -21,9 +21,10 @@ sources' time from the clock's, the oscillator's frequency error and the
 root delay and dispersion. sources shows what chronyc sources shows: each
 source's state (selected; unpreferred, a truechimer left out for a
 prefer source; falseticker; noselect; smearing, suspected of smearing
-a leap second; or none yet), stratum, poll
-interval (log2 s), reach register (octal) and offset with its standard
-deviation. Nothing is changed.
+a leap second; or none yet), name as configured (a pool's name for each
+of its members), address, stratum, poll interval (log2 s), reach
+register (octal) and offset with its standard deviation. Nothing is
+changed.
 
 Flags:
 `
@@ -100,9 +101,9 @@ func writeStatus(e env, s *control.Status) {
 
 func writeSources(e env, ss []control.Source) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATE\tNAME\tSTRATUM\tPOLL\tREACH\tOFFSET\tSD")
+	fmt.Fprintln(tw, "STATE\tNAME\tADDRESS\tSTRATUM\tPOLL\tREACH\tOFFSET\tSD")
 	for _, s := range ss {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%03o\t%+.9f s\t%.9f s\n", s.State, s.Name, s.Stratum, s.Poll, s.Reach, s.Offset, s.OffsetSD)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%03o\t%+.9f s\t%.9f s\n", s.State, s.Name, s.Address, s.Stratum, s.Poll, s.Reach, s.Offset, s.OffsetSD)
 	}
 	tw.Flush()
 }
