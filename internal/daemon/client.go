@@ -407,11 +407,16 @@ func (l *clientLoop) apply(a discipline.Adjustment) {
 		}
 		l.c.Served.Store(st)
 	}
+	// Logged: every change of synchronization or alarm, and while
+	// synchronized every change of a source's state (the line lists
+	// them all); unsynchronized, the reason alone, once.
 	selected := l.selection()
-	if synced := d.Synced(); synced != l.synced || d.Alarm() != l.alarm || selected != l.selected {
-		l.synced, l.alarm, l.selected = synced, d.Alarm(), selected
+	synced := d.Synced()
+	if synced != l.synced || d.Alarm() != l.alarm || synced && selected != l.selected {
+		l.synced, l.alarm = synced, d.Alarm()
 		l.logState(now)
 	}
+	l.selected = selected
 }
 
 // snapshot publishes the client's status for the control socket.
