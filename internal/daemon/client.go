@@ -85,6 +85,10 @@ type resolution struct {
 	err   error
 }
 
+// idleWait is the timer's wait while the engine has nothing scheduled:
+// a resolution's answer, not the timer, brings the next event.
+const idleWait = time.Hour
+
 // maxPending bounds the replies waiting for the engine: a source that
 // floods us loses its datagrams, not our memory.
 const maxPending = 64
@@ -212,8 +216,13 @@ func (l *clientLoop) run(ctx, rctx context.Context) error {
 		l.startResolutions(rctx)
 		l.handleEvents()
 		l.snapshot()
-		wait := l.eng.Next().Sub(l.now())
-		timer.Reset(max(wait, 0))
+		// With nothing scheduled (only resolutions pending), the timer
+		// waits for the next event of another kind.
+		wait := idleWait
+		if next, ok := l.eng.Next(); ok {
+			wait = max(next.Sub(l.now()), 0)
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			l.writeDrift()

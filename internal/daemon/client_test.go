@@ -195,7 +195,10 @@ func TestClientWrongSourcePort(t *testing.T) {
 // testServer answers NTP requests on conn as a stratum 3 server until
 // conn is closed, and sends the address of every request's sender to
 // from, if it has room.
-func testServer(conn *net.UDPConn, from chan<- netip.AddrPort) {
+func testServer(conn *net.UDPConn, from chan<- netip.AddrPort) { testServerStratum(conn, from, 3) }
+
+// testServerStratum is testServer at the given stratum.
+func testServerStratum(conn *net.UDPConn, from chan<- netip.AddrPort, stratum uint8) {
 	resp := server.NewResponder(server.Config{})
 	buf, out := make([]byte, 2048), make([]byte, 48)
 	for {
@@ -208,7 +211,7 @@ func testServer(conn *net.UDPConn, from chan<- netip.AddrPort) {
 		default:
 		}
 		now := ntp.TimeFrom(time.Now())
-		if m, _ := resp.Respond(0, server.Local(3, -20, now), addr.Addr(), now, buf[:n], out); m > 0 {
+		if m, _ := resp.Respond(0, server.Local(stratum, -20, now), addr.Addr(), now, buf[:n], out); m > 0 {
 			server.StampTransmit(out, ntp.TimeFrom(time.Now()))
 			// A failed reply is a lost reply.
 			_, _ = conn.WriteToUDPAddrPort(out[:m], addr)

@@ -25,16 +25,23 @@ import (
 // first's served state (it answers from its fallback until its own client
 // has synchronized).
 func TestRestartUnderLoad(t *testing.T) {
-	up := listenUDP(t, netip.MustParseAddrPort("127.0.0.1:0"))
-	go testServer(up, nil) // exits when up is closed
-	upAddr := netip.MustParseAddrPort(up.LocalAddr().String())
+	// The first daemon's upstream is at stratum 3, the second's at 5, and
+	// their fallbacks at 12 and 11: an answer says whose state it is.
+	var ups []netip.AddrPort
+	for _, stratum := range []uint8{3, 5} {
+		up := listenUDP(t, netip.MustParseAddrPort("127.0.0.1:0"))
+		go testServerStratum(up, nil, stratum) // exits when up is closed
+		ups = append(ups, netip.MustParseAddrPort(up.LocalAddr().String()))
+	}
 	probe := listenUDP(t, netip.MustParseAddrPort("127.0.0.1:0"))
 	addr := netip.MustParseAddrPort(probe.LocalAddr().String())
 	probe.Close()
 	dir := t.TempDir()
+	run := 0
 	edit := func(c *config.Config) {
+		upAddr := ups[run]
 		c.Server.Listen = []netip.AddrPort{addr}
-		c.Server.LocalStratum = 12
+		c.Server.LocalStratum = 12 - run
 		c.Server.RateLimit.Enabled = false // the load and the test's queries come from one address
 		c.Client.Servers = []config.ServerSpec{{Host: upAddr.Addr().String(), Port: upAddr.Port(), IBurst: true}}
 		c.Client.Clock = config.ClockNone
@@ -76,14 +83,15 @@ func TestRestartUnderLoad(t *testing.T) {
 		t.Fatalf("drift file after the first stop: %v\n%s", err, logs1)
 	}
 	before := replies.Load()
+	run = 1
 	d2, logs2 := startDaemon(t, edit)
-	// The first answer comes from the new daemon's fallback, or from its
-	// own synchronization: never from the old one's state.
+	// The first answer comes from the new daemon's fallback (11), or
+	// from its own synchronization (6): never from the old one's state.
 	if r := query.One(context.Background(), addr.String(), queryConfig()); r.Err != nil ||
-		r.Sample.Header.Stratum != 12 && r.Sample.Header.Stratum != 4 {
-		t.Errorf("first answer after the restart: %v %+v; want stratum 12 or 4", r.Err, r.Sample.Header)
+		r.Sample.Header.Stratum != 11 && r.Sample.Header.Stratum != 6 {
+		t.Errorf("first answer after the restart: %v %+v; want stratum 11 or 6", r.Err, r.Sample.Header)
 	}
-	waitStratum(4)
+	waitStratum(6)
 	time.Sleep(200 * time.Millisecond)
 	if replies.Load() <= before {
 		t.Errorf("no reply to the load after the restart (%d before)", before)

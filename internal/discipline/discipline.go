@@ -472,7 +472,8 @@ func (d *Discipline) update(now mono.Instant, utc time.Time) Adjustment {
 
 // budgetAllows reports whether a step of size at utc keeps the steps of
 // the last StepWindow within the budget. A step recorded in the future
-// (the clock has gone back since) counts as recent.
+// (the clock has gone back since) counts as recent. The sum saturates:
+// steps of a step file may each be as large as a time.Duration allows.
 func (d *Discipline) budgetAllows(utc time.Time, size time.Duration) bool {
 	if d.cfg.StepBudget < 0 || d.cfg.Observe {
 		return true
@@ -480,27 +481,40 @@ func (d *Discipline) budgetAllows(utc time.Time, size time.Duration) bool {
 	spent := size.Abs()
 	for _, s := range d.steps {
 		if utc.Sub(s.At) < StepWindow {
-			spent += s.Size.Abs()
+			spent = addSat(spent, s.Size.Abs())
 		}
 	}
 	return spent <= d.cfg.StepBudget
 }
 
-// recordStep adds a step of size made at utc to the steps, forgetting
-// those past the window and merging the oldest two while there are too
-// many (so that the budget never forgets a step inside the window).
+// addSat returns a+b for non-negative a and b, at most the largest
+// duration.
+func addSat(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// recordStep adds a step of size made at utc to the steps, in time order
+// (a step back puts the clock's reading before earlier steps'),
+// forgetting those past the window and merging the oldest two while
+// there are too many (so that the budget never forgets a step inside the
+// window).
 func (d *Discipline) recordStep(utc time.Time, size time.Duration) {
 	at := utc.Add(size)
 	d.steps = slices.DeleteFunc(d.steps, func(s Step) bool { return at.Sub(s.At) >= StepWindow })
 	d.steps = append(d.steps, Step{At: at, Size: size})
+	slices.SortStableFunc(d.steps, func(a, b Step) int { return a.At.Compare(b.At) })
 	for len(d.steps) > MaxSteps {
-		d.steps[1].Size = d.steps[0].Size.Abs() + d.steps[1].Size.Abs()
+		d.steps[1].Size = addSat(d.steps[0].Size.Abs(), d.steps[1].Size.Abs())
 		d.steps = d.steps[1:]
 	}
 }
 
-// Steps returns the steps within the step budget's window, oldest first,
-// for the step file. The result is the caller's.
+// Steps returns the steps remembered, oldest first, for the step file:
+// those the Config gave and those made since, less those that had left
+// the window when the last step was made. The result is the caller's.
 func (d *Discipline) Steps() []Step { return slices.Clone(d.steps) }
 
 // holdover stops any slew and keeps the clock at the last estimated drift.
@@ -522,7 +536,9 @@ func (d *Discipline) combine(now mono.Instant) (theta, nu float64, ok bool) {
 	for src, e := range d.sources {
 		answered++
 		o := d.options(src)
-		if o.NoSelect || now.Before(e.smearUntil) {
+		// A source suspected of smearing stays out until its next sample
+		// after the smear, which starts its filter afresh.
+		if o.NoSelect || e.smearUntil != 0 {
 			e.truechimer, e.combined = false, false
 			continue
 		}

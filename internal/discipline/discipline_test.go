@@ -414,4 +414,18 @@ func TestStepBudget(t *testing.T) {
 	if n := len(d.Steps()); n != MaxSteps || sum != 80*time.Second {
 		t.Errorf("after 71 steps: %d remembered adding up to %v; want %d, 80s", n, sum, MaxSteps)
 	}
+	// A step forward, then one back past it: the steps stay in time
+	// order (the step file takes them only so).
+	d = New(Config{}, 0)
+	d.recordStep(t0, 5*time.Second)
+	d.recordStep(t0.Add(2*time.Second), -20*time.Second)
+	st := d.Steps()
+	if len(st) != 2 || !slices.IsSortedFunc(st, func(a, b Step) int { return a.At.Compare(b.At) }) {
+		t.Errorf("steps of +5 s then -20 s: %+v; want two, in time order", st)
+	}
+	// Steps as large as a duration allows add up without wrapping.
+	huge := []Step{{t0, math.MaxInt64}, {t0, math.MaxInt64}}
+	if d := New(Config{StepBudget: 1000 * time.Second, Steps: huge}, 0); sample(d, time.Second*10).Step != 0 {
+		t.Error("two steps of the largest duration on record: a step was allowed")
+	}
 }

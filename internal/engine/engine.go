@@ -184,13 +184,18 @@ func (e *Engine) Source(src int) (SourceConfig, int, bool) {
 }
 
 // Next returns when HandleTimer must next be called (or DueNames, for
-// a name due to be resolved).
-func (e *Engine) Next() mono.Instant {
-	next := e.wake
+// a name due to be resolved), and false if nothing is scheduled: no
+// source and no name due, only resolutions pending.
+func (e *Engine) Next() (mono.Instant, bool) {
+	var next mono.Instant
+	ok := false
 	earlier := func(t mono.Instant) {
-		if t != 0 && (next == 0 || t < next) {
-			next = t
+		if !ok || t < next {
+			next, ok = t, true
 		}
+	}
+	if e.wake != 0 {
+		earlier(e.wake)
 	}
 	for _, s := range e.slots {
 		if s != nil {
@@ -199,13 +204,10 @@ func (e *Engine) Next() mono.Instant {
 	}
 	for _, n := range e.names {
 		if n.wanted && !n.pending {
-			if n.due == 0 { // due at the origin: due now
-				return n.due
-			}
 			earlier(n.due)
 		}
 	}
-	return next
+	return next, ok
 }
 
 // unreachPolls is how many requests in a row must go unanswered before

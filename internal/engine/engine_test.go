@@ -32,7 +32,8 @@ func exchange(t *testing.T, e *Engine, now mono.Instant, st *server.State, offse
 			t.Fatalf("HandleResponse: %v", err)
 		}
 	}
-	return e.Next()
+	next, _ := e.Next()
+	return next
 }
 
 func newEngine(n int) *Engine {
@@ -71,7 +72,7 @@ func TestEngineBurstsAndRefuses(t *testing.T) {
 	if len(sends) != 2 || changed {
 		t.Fatalf("first timer: %d requests, changed %v; want one per source, no adjustment", len(sends), changed)
 	}
-	if next := e.Next(); next != mono.Instant(source.IBurstInterval) {
+	if next, _ := e.Next(); next != mono.Instant(source.IBurstInterval) {
 		t.Errorf("next timer at %v; want %v (iburst)", time.Duration(next), source.IBurstInterval)
 	}
 	if _, err := e.HandleResponse(0, 5, make([]byte, 48), 0, wall0); err == nil {

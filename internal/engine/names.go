@@ -172,11 +172,12 @@ func (e *Engine) members(n int) []int {
 
 // usable returns addr with name n's port as a source address, and
 // whether it may become a new source: a unicast address that no source
-// uses and that was not dropped lately.
+// uses and that was not dropped lately, with a zone if link-local.
 func (e *Engine) usable(now mono.Instant, n int, addr netip.Addr) (netip.AddrPort, bool) {
 	addr = addr.Unmap()
 	ap := netip.AddrPortFrom(addr, e.names[n].cfg.Port)
-	if !addr.IsValid() || addr.IsUnspecified() || addr.IsMulticast() {
+	if !addr.IsValid() || addr.IsUnspecified() || addr.IsMulticast() ||
+		addr.IsLinkLocalUnicast() && addr.Zone() == "" { // no interface to send on
 		return ap, false
 	}
 	if until, ok := e.shunned[ap]; ok && now.Before(until) {
@@ -255,7 +256,9 @@ func (e *Engine) unreachable(now mono.Instant, src int) {
 // falseRuns of its samples in a row.
 func (e *Engine) judge(now mono.Instant, src int) {
 	s := e.slots[src]
-	if s.name < 0 || !e.names[s.name].cfg.Pool || s.cfg.Options.NoSelect {
+	if s.name < 0 || !e.names[s.name].cfg.Pool || s.cfg.Options.NoSelect || e.d.Smearing(now, src) {
+		// A member suspected of smearing a leap second is left out of
+		// selection for that, not for lying: it stays.
 		return
 	}
 	if e.d.Truechimer(src) {

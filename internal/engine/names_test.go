@@ -53,8 +53,16 @@ func kinds(e *Engine) []EventKind {
 // nothing is pending twice; a success ends the back-off.
 func TestResolveBackOff(t *testing.T) {
 	e := newNamed(NameConfig{Name: "ntp.example", Host: "ntp.example", Port: 123})
+	if next, ok := e.Next(); !ok || next != 0 {
+		t.Fatalf("Next at start = %v, %v; want 0 (a name due now)", next, ok)
+	}
 	if due := e.DueNames(0, nil); !slices.Equal(due, []int{0}) {
 		t.Fatalf("names due at start: %v; want [0]", due)
+	}
+	// Only a resolution pending: nothing scheduled (a caller's timer
+	// must not spin).
+	if next, ok := e.Next(); ok {
+		t.Fatalf("Next with only a resolution pending = %v, true; want nothing", next)
 	}
 	if due := e.DueNames(0, nil); len(due) != 0 {
 		t.Fatalf("names due while pending: %v; want none", due)
@@ -68,7 +76,7 @@ func TestResolveBackOff(t *testing.T) {
 			t.Fatalf("events after a failure: %+v", ev)
 		}
 		waits = append(waits, ev[0].Retry)
-		next := e.Next()
+		next, _ := e.Next()
 		if due := e.DueNames(next.Add(-1), nil); len(due) != 0 {
 			t.Fatalf("due before the retry: %v", due)
 		}
@@ -89,7 +97,7 @@ func TestResolveBackOff(t *testing.T) {
 	if k := kinds(e); !slices.Equal(k, []EventKind{EventResolveFailed}) {
 		t.Errorf("events after an empty answer: %v; want a failure", k)
 	}
-	now = e.Next()
+	now, _ = e.Next()
 	e.DueNames(now, nil)
 	e.HandleResolved(now, 0, addrs(1, 3), nil)
 	if got := live(e); len(got) != 1 || got[0] != netip.MustParseAddrPort("198.51.100.1:123") {
@@ -111,7 +119,8 @@ func TestPoolBounded(t *testing.T) {
 		NameConfig{Name: "pool", Host: "pool.example", Port: 123, Pool: true, MaxSources: 3})
 	e.DueNames(0, nil)
 	e.HandleResolved(0, 0, addrs(2, 1), nil)
-	many := append([]netip.Addr{netip.IPv4Unspecified(), netip.MustParseAddr("224.0.1.1"), netip.MustParseAddr("::ffff:198.51.100.2")},
+	many := append([]netip.Addr{netip.IPv4Unspecified(), netip.MustParseAddr("224.0.1.1"), netip.MustParseAddr("::ffff:198.51.100.2"),
+		netip.MustParseAddr("fe80::1")},
 		addrs(1, 100)...)
 	e.HandleResolved(0, 1, many, nil)
 	want := []netip.AddrPort{netip.MustParseAddrPort("198.51.100.2:123"), netip.MustParseAddrPort("198.51.100.1:123"),
@@ -138,11 +147,17 @@ func TestPoolBounded(t *testing.T) {
 // or lost if it returns nil. It returns the time reached.
 func run(t *testing.T, e *Engine, now mono.Instant, d time.Duration, answer func(src int) (st *server.State, offset time.Duration)) mono.Instant {
 	t.Helper()
+	return runAt(t, e, wall0, now, d, answer)
+}
+
+// runAt is run with the local clock reading base at mono time 0.
+func runAt(t *testing.T, e *Engine, base time.Time, now mono.Instant, d time.Duration, answer func(src int) (st *server.State, offset time.Duration)) mono.Instant {
+	t.Helper()
 	resp := server.NewResponder(server.Config{})
 	end := now.Add(d)
 	const delay = 500 * time.Microsecond
 	for now < end {
-		wall := wall0.Add(time.Duration(now))
+		wall := base.Add(time.Duration(now))
 		sends, _, _ := e.HandleTimer(now, ntp.TimeFrom(wall), nil)
 		for _, s := range sends {
 			st, offset := answer(s.Src)
@@ -159,7 +174,7 @@ func run(t *testing.T, e *Engine, now mono.Instant, d time.Duration, answer func
 			}
 		}
 		// A name due (left for the test to take) keeps Next in the past.
-		if next := e.Next(); next > now {
+		if next, _ := e.Next(); next > now {
 			now = next
 		} else {
 			now = now.Add(time.Second)
@@ -212,7 +227,7 @@ func TestPoolReplacesMembers(t *testing.T) {
 	if k := kinds(e); !slices.Equal(k, []EventKind{EventResolveFailed}) {
 		t.Errorf("events: %v; want too few addresses", k)
 	}
-	now = e.Next()
+	now, _ = e.Next()
 	e.DueNames(now, nil)
 	e.HandleResolved(now, 0, addrs(1, 8), nil)
 	got := live(e)
@@ -221,6 +236,42 @@ func TestPoolReplacesMembers(t *testing.T) {
 		netip.MustParseAddrPort("198.51.100.5:123"), netip.MustParseAddrPort("198.51.100.6:123")}
 	if !slices.Equal(got, want) {
 		t.Errorf("sources after a fresh answer: %v; want %v", got, want)
+	}
+}
+
+// TestPoolKeepsSmearingMember: a pool member suspected of smearing a
+// leap second is left out of selection, not dropped as a falseticker.
+func TestPoolKeepsSmearingMember(t *testing.T) {
+	e := newNamed(NameConfig{Name: "pool", Host: "pool.example", Port: 123, Pool: true, MaxSources: 4,
+		Options: SourceOptions{IBurst: true}})
+	e.DueNames(0, nil)
+	e.HandleResolved(0, 0, addrs(1, 4), nil)
+	e.Events(nil)
+	smearer := netip.MustParseAddrPort("198.51.100.4:123")
+	announcing := *good
+	announcing.Leap = ntp.LeapInsert
+	// Noon on the last day of June: three members announce the leap,
+	// the fourth does not and drifts away as a smear would.
+	base := time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC)
+	run := func(now mono.Instant, d time.Duration) mono.Instant {
+		return runAt(t, e, base, now, d, func(src int) (*server.State, time.Duration) {
+			c, _, _ := e.Source(src)
+			if c.Addr == smearer {
+				return good, -time.Duration(now) / 86400
+			}
+			return &announcing, 0
+		})
+	}
+	now := run(0, 10*time.Hour)
+	for _, ev := range e.Events(nil) {
+		if ev.Kind == EventRemoved {
+			t.Errorf("dropped %v (%s); want every member kept", ev.Addr, ev.Reason)
+		}
+	}
+	for i := range e.Len() {
+		if c, _, _ := e.Source(i); c.Addr == smearer && !e.Discipline().Smearing(now, i) {
+			t.Errorf("%v not suspected of smearing", smearer)
+		}
 	}
 }
 

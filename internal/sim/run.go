@@ -154,7 +154,8 @@ func (r *runner) utc(t float64) float64 {
 // the monotonic clock, which runs at the clock's rate; 1 ns more, so that
 // the monotonic time then is not before the timer's for rounding.
 func (r *runner) schedule() {
-	r.timerAt = r.now + max(0, float64(r.eng.Next())/1e9-r.c.mono)/(1+r.c.rate()) + 1e-9
+	next, _ := r.eng.Next() // the simulator's sources are fixed: always something
+	r.timerAt = r.now + max(0, float64(next)/1e9-r.c.mono)/(1+r.c.rate()) + 1e-9
 	r.q.push(event{at: r.timerAt, kind: evTimer})
 }
 
