@@ -306,6 +306,9 @@ func behaviour() []Named {
 		v("asym-jitter", "1 ms of extra exponential jitter on the way to the server only (THREATS D8)", func(sc *Scenario) {
 			sc.Servers[0].Network.UpJitter = time.Millisecond
 		}),
+		v("delay-spikes", "one packet in ten, either way, held up by 50 ms more (THREATS D8)", func(sc *Scenario) {
+			sc.Servers[0].Network.SpikeRate, sc.Servers[0].Network.Spike = 0.1, 50*time.Millisecond
+		}),
 		v("loss-33", "a third of the exchanges lost (18% of packets each way; THREATS D9)", func(sc *Scenario) {
 			sc.Servers[0].Network.Loss = 0.18
 		}),

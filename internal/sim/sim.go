@@ -35,6 +35,10 @@ type Network struct {
 	Asymmetry, UpJitter time.Duration
 	// Loss is the probability that a packet (each direction) is lost.
 	Loss float64
+	// SpikeRate is the probability that a packet (each direction) is
+	// held up by Spike more (a queue filling up, a route flapping).
+	SpikeRate float64
+	Spike     time.Duration
 }
 
 // Server is a simulated server.
@@ -190,6 +194,9 @@ func oneWay(rng *rand.Rand, n Network, up bool) (float64, bool) {
 		return 0, false
 	}
 	d := n.Base.Seconds() + n.Jitter.Seconds()*rng.ExpFloat64()
+	if n.SpikeRate > 0 && rng.Float64() < n.SpikeRate {
+		d += n.Spike.Seconds()
+	}
 	if up {
 		d += n.Asymmetry.Seconds()
 		if n.UpJitter > 0 {

@@ -153,6 +153,9 @@ func TestBehaviour(t *testing.T) {
 		// samples nearest the minimum delay carry little of it.
 		"asym-jitter": {500 * time.Microsecond, 2 * time.Millisecond, 10 * time.Second, 200},
 		"loss-33":     {150 * time.Microsecond, 700 * time.Microsecond, 10 * time.Second, 100},
+		// A spike of 50 ms would be an error of 25 ms if it were taken
+		// at face value.
+		"delay-spikes": {150 * time.Microsecond, 800 * time.Microsecond, 10 * time.Second, 100},
 	}
 	seen := 0
 	for _, n := range Scenarios() {
