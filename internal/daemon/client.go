@@ -253,10 +253,19 @@ func (l *clientLoop) startResolutions(ctx context.Context) {
 			defer l.wg.Done()
 			rctx, cancel := context.WithTimeout(ctx, resolveWait)
 			defer cancel()
-			addrs, err := l.c.Resolver.LookupNetIP(rctx, "ip", host)
+			addrs, err := lookup(rctx, l.c.Resolver, host)
 			l.resolved <- resolution{name: n, addrs: addrs, err: err}
 		}()
 	}
+}
+
+// lookup resolves host with r; an IP literal is its own answer, with its
+// zone (which the resolver drops).
+func lookup(ctx context.Context, r resolver, host string) ([]netip.Addr, error) {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a}, nil
+	}
+	return r.LookupNetIP(ctx, "ip", host)
 }
 
 // handleEvents logs the engine's changes of its sources and closes the

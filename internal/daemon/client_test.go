@@ -430,3 +430,22 @@ func TestClientPortsUnpredictable(t *testing.T) {
 		t.Errorf("%d distinct ports of %d, %d within 2 of the one before, range %d–%d; want random ports", len(seen), n, near, lo, hi)
 	}
 }
+
+// TestLookupLiteral: an IP literal is its own answer, zone included; a
+// name goes to the resolver.
+func TestLookupLiteral(t *testing.T) {
+	res := &fakeResolver{name: "ntp.test", answers: []func() ([]netip.Addr, error){
+		func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("192.0.2.5")}, nil },
+	}}
+	for _, tt := range []struct{ host, want string }{
+		{"fe80::1%eth0", "fe80::1%eth0"}, {"192.0.2.1", "192.0.2.1"}, {"ntp.test", "192.0.2.5"},
+	} {
+		a, err := lookup(context.Background(), res, tt.host)
+		if err != nil || len(a) != 1 || a[0].String() != tt.want {
+			t.Errorf("lookup(%q) = %v, %v; want %s", tt.host, a, err, tt.want)
+		}
+	}
+	if res.calls != 1 {
+		t.Errorf("%d calls of the resolver; want 1 (for the name only)", res.calls)
+	}
+}
