@@ -329,7 +329,7 @@ func (l *clientLoop) send(s engine.Send) {
 		_ = p.conn.Close()
 		p.conn = nil
 	}
-	conn, err := l.dial(cfg.Addr, s.Packet)
+	conn, err := l.dial(cfg.Addr, s.Packet, func() { l.eng.Sent(s.Src, ntp.TimeFrom(l.c.Clock.Now())) })
 	if err != nil {
 		// A request not sent is a request lost: the association counts
 		// it as unanswered. Logged when sending starts failing, and when
@@ -354,8 +354,9 @@ func (l *clientLoop) send(s engine.Send) {
 }
 
 // dial opens a UDP socket connected to addr, with kernel receive
-// timestamps, and sends b from it.
-func (l *clientLoop) dial(addr netip.AddrPort, b []byte) (*net.UDPConn, error) {
+// timestamps, and sends b from it, calling sending (if set) just before:
+// opening the socket takes long enough to matter to the measurement.
+func (l *clientLoop) dial(addr netip.AddrPort, b []byte, sending func()) (*net.UDPConn, error) {
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return nil, err
@@ -363,6 +364,9 @@ func (l *clientLoop) dial(addr netip.AddrPort, b []byte) (*net.UDPConn, error) {
 	if err := query.EnableRxTimestamps(conn); err != nil && !l.noRxTS {
 		l.noRxTS = true
 		l.c.Log.Warn("no kernel receive timestamps; replies are stamped when read", "err", err)
+	}
+	if sending != nil {
+		sending()
 	}
 	if _, err := conn.Write(b); err != nil {
 		// Close errors are ignored: the socket is gone either way.

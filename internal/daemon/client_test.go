@@ -409,7 +409,7 @@ func TestClientPortsUnpredictable(t *testing.T) {
 	const n = 2000
 	ports := make([]int, 0, n)
 	for range n {
-		conn, err := l.dial(to, make([]byte, 48))
+		conn, err := l.dial(to, make([]byte, 48), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -247,6 +247,15 @@ func (e *Engine) HandleTimer(now mono.Instant, wall ntp.Time, sends []Send) ([]S
 	return sends, discipline.Adjustment{}, false
 }
 
+// Sent records the local clock's time t1 just before source src's
+// request, handed out by HandleTimer, actually left: the time that the
+// reply's offset and delay are measured from.
+func (e *Engine) Sent(src int, t1 ntp.Time) {
+	if src >= 0 && src < len(e.slots) && e.slots[src] != nil {
+		e.slots[src].assoc.Sent(t1)
+	}
+}
+
 // HandleResponse takes reply b from source src, received at now and at
 // local time t4 (the kernel's receive timestamp; utc is the same reading
 // as a time). If the reply is valid, it returns the clock's new

@@ -120,6 +120,16 @@ func (a *Association) HandleTimer(now mono.Instant, wall ntp.Time, poll time.Dur
 	return req
 }
 
+// Sent records t1, the local clock's time just before the outstanding
+// request actually left (HandleTimer took its send time earlier, before
+// the caller had a socket to send it from). The request carries a random
+// transmit value, not t1, so it need not change.
+func (a *Association) Sent(t1 ntp.Time) {
+	if a.xmt != 0 && !a.answer {
+		a.t1 = t1
+	}
+}
+
 // ErrNoRequest: a reply arrived while no request was outstanding, or a
 // second reply to one already answered (THREATS C2, C3).
 var ErrNoRequest = errors.New("source: no request outstanding")

@@ -187,3 +187,27 @@ func TestTransmitValuesUnpredictable(t *testing.T) {
 		}
 	}
 }
+
+// TestAssociationSent: the send time recorded after the request was built
+// is what the delay is measured from; after the reply, it changes
+// nothing.
+func TestAssociationSent(t *testing.T) {
+	a := newAssoc(false)
+	req := a.HandleTimer(0, ntp.Time(9<<32), poll, make([]byte, 48))
+	var p ntp.Packet
+	if err := p.Decode(req); err != nil {
+		t.Fatal(err)
+	}
+	a.Sent(ntp.Time(10<<32 - 1<<31)) // half a second later than HandleTimer said
+	// The server received at 10 s and sent at 10 s + 1000/2^32; the reply
+	// arrives at 10.5 s: from the corrected send time (9.5 s) the delay
+	// is 1 s, not the 1.5 s HandleTimer's time would give.
+	s, err := a.HandleResponse(0, kissReply(t, p.Transmit, 2, ntp.RefID{1, 2, 3, 4}), ntp.Time(10<<32+1<<31))
+	if err != nil || (s.Delay-time.Second).Abs() > time.Microsecond {
+		t.Errorf("sample %+v, %v; want a delay of 1 s", s, err)
+	}
+	a.Sent(ntp.Time(1 << 32))
+	if a.t1 != ntp.Time(10<<32-1<<31) {
+		t.Errorf("Sent after the reply changed the send time to %v", a.t1)
+	}
+}
