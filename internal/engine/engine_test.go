@@ -19,10 +19,25 @@ var wall0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 // with the given offset and one-way delay, with the local clock right.
 func exchange(t *testing.T, e *Engine, now mono.Instant, st *server.State, offset, delay time.Duration) mono.Instant {
 	t.Helper()
-	resp := server.NewResponder(server.Config{})
-	wall := wall0.Add(time.Duration(now))
+	answerDue(t, e, server.NewResponder(server.Config{}), wall0, now, delay, func(int) (*server.State, time.Duration) { return st, offset })
+	next, _ := e.Next()
+	return next
+}
+
+// answerDue sends the engine's requests due at now, the local clock
+// reading base at mono time 0, and answers each through resp as answer
+// says (serving st with the offset; nil st: lost) after the one-way
+// delay each way.
+func answerDue(t *testing.T, e *Engine, resp *server.Responder, base time.Time, now mono.Instant, delay time.Duration,
+	answer func(src int) (st *server.State, offset time.Duration)) {
+	t.Helper()
+	wall := base.Add(time.Duration(now))
 	sends, _, _ := e.HandleTimer(now, ntp.TimeFrom(wall), nil)
 	for _, s := range sends {
+		st, offset := answer(s.Src)
+		if st == nil {
+			continue
+		}
 		rx := ntp.TimeFrom(wall.Add(delay + offset))
 		b := make([]byte, 48)
 		n, _ := resp.Respond(now, st, netip.MustParseAddr("192.0.2.9"), rx, s.Packet, b)
@@ -32,8 +47,6 @@ func exchange(t *testing.T, e *Engine, now mono.Instant, st *server.State, offse
 			t.Fatalf("HandleResponse: %v", err)
 		}
 	}
-	next, _ := e.Next()
-	return next
 }
 
 func newEngine(n int) *Engine {

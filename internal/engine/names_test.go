@@ -155,24 +155,8 @@ func runAt(t *testing.T, e *Engine, base time.Time, now mono.Instant, d time.Dur
 	t.Helper()
 	resp := server.NewResponder(server.Config{})
 	end := now.Add(d)
-	const delay = 500 * time.Microsecond
 	for now < end {
-		wall := base.Add(time.Duration(now))
-		sends, _, _ := e.HandleTimer(now, ntp.TimeFrom(wall), nil)
-		for _, s := range sends {
-			st, offset := answer(s.Src)
-			if st == nil {
-				continue
-			}
-			rx := ntp.TimeFrom(wall.Add(delay + offset))
-			b := make([]byte, 48)
-			n, _ := resp.Respond(now, st, netip.MustParseAddr("192.0.2.9"), rx, s.Packet, b)
-			server.StampTransmit(b, rx)
-			at := now.Add(2 * delay)
-			if _, err := e.HandleResponse(at, s.Src, b[:n], ntp.TimeFrom(wall.Add(2*delay)), wall.Add(2*delay)); err != nil {
-				t.Fatalf("HandleResponse: %v", err)
-			}
-		}
+		answerDue(t, e, resp, base, now, 500*time.Microsecond, answer)
 		// A name due (left for the test to take) keeps Next in the past.
 		if next, _ := e.Next(); next > now {
 			now = next
