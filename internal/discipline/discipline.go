@@ -102,18 +102,6 @@ func (c *Config) defaults() {
 	}
 }
 
-// Step is a step of the clock, as the step budget counts it.
-type Step struct {
-	At   time.Time     // the clock's reading just after the step
-	Size time.Duration // positive: forward
-}
-
-// StepWindow is the span over which the step budget adds steps up.
-const StepWindow = 24 * time.Hour
-
-// MaxSteps bounds the steps remembered; older ones are merged.
-const MaxSteps = 64
-
 // Alarm says why the discipline is not steering the clock.
 type Alarm uint8
 
@@ -187,7 +175,7 @@ type Discipline struct {
 	alarm   Alarm
 	leap    ntp.Leap
 	started mono.Instant
-	steps   []Step // the steps within the window, oldest first
+	budget  *Budget
 }
 
 // StartWait is how long after start the discipline waits for a majority
@@ -199,9 +187,8 @@ const StartWait = 30 * time.Second
 // time now.
 func New(cfg Config, now mono.Instant) *Discipline {
 	cfg.defaults()
-	steps := slices.Clone(cfg.Steps)
-	slices.SortStableFunc(steps, func(a, b Step) int { return a.At.Compare(b.At) })
-	return &Discipline{cfg: cfg, sources: map[int]*estimator{}, opts: map[int]Options{}, corrAt: now, started: now, steps: steps}
+	return &Discipline{cfg: cfg, sources: map[int]*estimator{}, opts: map[int]Options{}, corrAt: now, started: now,
+		budget: NewBudget(cfg.StepBudget, cfg.Steps)}
 }
 
 // SetOptions sets source src's options; a source without is polled and
@@ -438,7 +425,7 @@ func (d *Discipline) update(now mono.Instant, utc time.Time) Adjustment {
 	}
 	stepping := math.Abs(theta) > d.cfg.MakeStep.Seconds() && d.cfg.MakeStepLimit > 0 && d.updates < d.cfg.MakeStepLimit
 	step := time.Duration(theta * 1e9)
-	if stepping && !d.budgetAllows(utc, step) {
+	if stepping && !d.cfg.Observe && !d.budget.Allows(utc, step) {
 		d.alarm = AlarmStepBudget
 		return d.holdover(now)
 	}
@@ -448,7 +435,7 @@ func (d *Discipline) update(now mono.Instant, utc time.Time) Adjustment {
 	maxSlew := d.cfg.MaxSlewPPM * 1e-6
 	if stepping {
 		if !d.cfg.Observe {
-			d.recordStep(utc, step)
+			d.budget.Record(utc, step)
 		}
 		d.corr += theta
 		d.setFreq(now, clamp(nu, maxSlew))
@@ -470,52 +457,10 @@ func (d *Discipline) update(now mono.Instant, utc time.Time) Adjustment {
 	return d.adjustment()
 }
 
-// budgetAllows reports whether a step of size at utc keeps the steps of
-// the last StepWindow within the budget. A step recorded in the future
-// (the clock has gone back since) counts as recent. The sum saturates:
-// steps of a step file may each be as large as a time.Duration allows.
-func (d *Discipline) budgetAllows(utc time.Time, size time.Duration) bool {
-	if d.cfg.StepBudget < 0 || d.cfg.Observe {
-		return true
-	}
-	spent := size.Abs()
-	for _, s := range d.steps {
-		if utc.Sub(s.At) < StepWindow {
-			spent = addSat(spent, s.Size.Abs())
-		}
-	}
-	return spent <= d.cfg.StepBudget
-}
-
-// addSat returns a+b for non-negative a and b, at most the largest
-// duration.
-func addSat(a, b time.Duration) time.Duration {
-	if a > math.MaxInt64-b {
-		return math.MaxInt64
-	}
-	return a + b
-}
-
-// recordStep adds a step of size made at utc to the steps, in time order
-// (a step back puts the clock's reading before earlier steps'),
-// forgetting those past the window and merging the oldest two while
-// there are too many (so that the budget never forgets a step inside the
-// window).
-func (d *Discipline) recordStep(utc time.Time, size time.Duration) {
-	at := utc.Add(size)
-	d.steps = slices.DeleteFunc(d.steps, func(s Step) bool { return at.Sub(s.At) >= StepWindow })
-	d.steps = append(d.steps, Step{At: at, Size: size})
-	slices.SortStableFunc(d.steps, func(a, b Step) int { return a.At.Compare(b.At) })
-	for len(d.steps) > MaxSteps {
-		d.steps[1].Size = addSat(d.steps[0].Size.Abs(), d.steps[1].Size.Abs())
-		d.steps = d.steps[1:]
-	}
-}
-
 // Steps returns the steps remembered, oldest first, for the step file:
 // those the Config gave and those made since, less those that had left
 // the window when the last step was made. The result is the caller's.
-func (d *Discipline) Steps() []Step { return slices.Clone(d.steps) }
+func (d *Discipline) Steps() []Step { return d.budget.Steps() }
 
 // holdover stops any slew and keeps the clock at the last estimated drift.
 func (d *Discipline) holdover(now mono.Instant) Adjustment {

@@ -416,10 +416,10 @@ func TestStepBudget(t *testing.T) {
 	}
 	// A step forward, then one back past it: the steps stay in time
 	// order (the step file takes them only so).
-	d = New(Config{}, 0)
-	d.recordStep(t0, 5*time.Second)
-	d.recordStep(t0.Add(2*time.Second), -20*time.Second)
-	st := d.Steps()
+	b := NewBudget(-1, nil)
+	b.Record(t0, 5*time.Second)
+	b.Record(t0.Add(2*time.Second), -20*time.Second)
+	st := b.Steps()
 	if len(st) != 2 || !slices.IsSortedFunc(st, func(a, b Step) int { return a.At.Compare(b.At) }) {
 		t.Errorf("steps of +5 s then -20 s: %+v; want two, in time order", st)
 	}
