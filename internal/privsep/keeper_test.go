@@ -1,0 +1,244 @@
+package privsep
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/meridian-ntp/meridian/internal/clock"
+	"github.com/meridian-ntp/meridian/internal/ntp"
+)
+
+// lastDayNoon is noon on the last day of June 2026, when a leap second
+// may be armed.
+var lastDayNoon = time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC)
+
+func newKeeper(t *testing.T, vc *clock.Virtual, now time.Time, stepFile string) *Keeper {
+	t.Helper()
+	k, err := NewKeeper(KeeperConfig{Clock: vc, StepFile: stepFile, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// ask runs r through k and returns the response.
+func ask(t *testing.T, k *Keeper, r Request) Response {
+	t.Helper()
+	b, _ := k.Handle(r.Encode(make([]byte, RequestLen)), make([]byte, ResponseLen))
+	resp, err := DecodeResponse(b)
+	if err != nil {
+		t.Fatalf("response to %+v: %v", r, err)
+	}
+	return resp
+}
+
+// TestKeeperPolicy: the keeper's own limits, whatever the engine asks.
+func TestKeeperPolicy(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		now  time.Time
+		req  Request
+		want Status
+	}{
+		{"a small frequency", lastDayNoon, Request{Op: OpFrequency, FreqPPM: -37.5}, StatusOK},
+		{"the largest frequency", lastDayNoon, Request{Op: OpFrequency, FreqPPM: DefaultMaxFreqPPM}, StatusOK},
+		{"an absurd frequency", lastDayNoon, Request{Op: OpFrequency, FreqPPM: 1e9}, StatusRefused},
+		{"a step of 999 s", lastDayNoon, Request{Op: OpStep, Step: 999 * time.Second}, StatusOK},
+		{"a step of 1001 s", lastDayNoon, Request{Op: OpStep, Step: -1001 * time.Second}, StatusRefused},
+		{"a leap on the last day", lastDayNoon, Request{Op: OpLeap, Leap: ntp.LeapDelete}, StatusOK},
+		{"a leap on another day", lastDayNoon.AddDate(0, 0, -1), Request{Op: OpLeap, Leap: ntp.LeapInsert}, StatusRefused},
+		{"disarming on any day", lastDayNoon.AddDate(0, 0, -1), Request{Op: OpLeap, Leap: ntp.LeapNone}, StatusOK},
+		{"a status", lastDayNoon, Request{Op: OpStatus, Synced: true, MaxErr: time.Millisecond}, StatusOK},
+	} {
+		vc := clock.NewVirtual(nil, 0)
+		k := newKeeper(t, vc, tt.now, "")
+		if got := ask(t, k, tt.req).Status; got != tt.want {
+			t.Errorf("%s: %v; want %v", tt.name, got, tt.want)
+		}
+		r := vc.Record()
+		if changed := len(r.Steps) > 0 || r.FrequencySet > 0 || r.Leap != ntp.LeapNone || r.Synced; changed != (tt.want == StatusOK && tt.req.Leap != ntp.LeapNone || tt.want == StatusOK && tt.req.Op != OpLeap) {
+			t.Errorf("%s: clock record %+v after %v", tt.name, r, tt.want)
+		}
+	}
+}
+
+// TestCompromisedEngine: THREATS H8. An engine that sends 1000 steps of
+// +999 s, then absurd frequencies, over the socketpair gets one step (the
+// budget of 1000 s a day), none of the frequencies, and its session ends
+// after MaxBad refusals in a row.
+func TestCompromisedEngine(t *testing.T) {
+	keeperEnd, engineEnd, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc := clock.NewVirtual(nil, 0)
+	k := newKeeper(t, vc, lastDayNoon, "")
+	done := make(chan error, 1)
+	go func() { // returns when the session ends, hanging up on the engine
+		err := k.Serve(keeperEnd)
+		keeperEnd.Close()
+		done <- err
+	}()
+	kc := NewKeeperClock(engineEnd)
+	steps, refused := 0, 0
+	for range 1000 {
+		err := kc.Step(999 * time.Second)
+		switch {
+		case err == nil:
+			steps++
+		case errors.Is(err, ErrRefused):
+			refused++
+		}
+		if err != nil && !errors.Is(err, ErrRefused) {
+			break // the keeper hung up
+		}
+	}
+	if err := <-done; !errors.Is(err, ErrHostile) {
+		t.Errorf("Serve: %v; want ErrHostile", err)
+	}
+	engineEnd.Close()
+	if r := vc.Record(); steps != 1 || refused != MaxBad || len(r.Steps) != 1 || r.Steps[0] != 999*time.Second {
+		t.Errorf("%d steps made, %d refused, clock record %+v; want 1 step of 999 s, %d refused, then the session ended",
+			steps, refused, r, MaxBad)
+	}
+
+	// Absurd frequencies and malformed datagrams change nothing either.
+	vc = clock.NewVirtual(nil, 0)
+	k = newKeeper(t, vc, lastDayNoon, "")
+	for _, b := range [][]byte{
+		Request{Op: OpFrequency, FreqPPM: -1e300}.Encode(make([]byte, RequestLen)),
+		Request{Op: OpFrequency, FreqPPM: math.MaxFloat64}.Encode(make([]byte, RequestLen)),
+		append(Request{Op: OpFrequency, FreqPPM: 1}.Encode(make([]byte, RequestLen))[:8], make([]byte, 8)...),
+		{1, byte(OpFrequency)},
+	} {
+		out, _ := k.Handle(b, make([]byte, ResponseLen))
+		if resp, err := DecodeResponse(out); err != nil || resp.Status == StatusOK {
+			t.Errorf("request %x: %+v, %v; want refused", b, resp, err)
+		}
+	}
+	if r := vc.Record(); r.FrequencySet != 0 {
+		t.Errorf("clock record %+v; want no frequency set", r)
+	}
+}
+
+// TestKeeperStepFile: THREATS D5 in the keeper. Its budget survives a
+// restart through its own step file; a damaged file is an error, not a
+// fresh budget.
+func TestKeeperStepFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keeper-steps")
+	vc := clock.NewVirtual(nil, 0)
+	if s := ask(t, newKeeper(t, vc, lastDayNoon, path), Request{Op: OpStep, Step: 600 * time.Second}).Status; s != StatusOK {
+		t.Fatalf("first step: %v", s)
+	}
+	k := newKeeper(t, vc, lastDayNoon.Add(time.Hour), path)
+	if s := ask(t, k, Request{Op: OpStep, Step: -600 * time.Second}).Status; s != StatusRefused {
+		t.Errorf("second step after a restart: %v; want refused (600 + 600 s in a day)", s)
+	}
+	if s := ask(t, newKeeper(t, vc, lastDayNoon.Add(25*time.Hour), path), Request{Op: OpStep, Step: 600 * time.Second}).Status; s != StatusOK {
+		t.Errorf("a step a day later: %v; want made", s)
+	}
+	if err := os.WriteFile(path, []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewKeeper(KeeperConfig{Clock: vc, StepFile: path}); err == nil {
+		t.Error("NewKeeper with a damaged step file: no error")
+	}
+}
+
+// TestKeeperClock: the engine's clock reaches the backend through the
+// keeper, and reads come back.
+func TestKeeperClock(t *testing.T) {
+	keeperEnd, engineEnd, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc := clock.NewVirtual(nil, 0)
+	k := newKeeper(t, vc, lastDayNoon, "")
+	done := make(chan error, 1)
+	go func() { done <- k.Serve(keeperEnd) }() // returns when engineEnd is closed
+	kc := NewKeeperClock(engineEnd)
+	if err := kc.SetFrequency(12.5); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := kc.Frequency(); err != nil || f != 12.5 {
+		t.Errorf("Frequency = %v, %v; want 12.5", f, err)
+	}
+	if err := kc.SetLeap(ntp.LeapInsert); err != nil {
+		t.Error(err)
+	}
+	if err := kc.SetStatus(true, time.Hour, time.Millisecond); err != nil {
+		t.Errorf("SetStatus with a maximum error over 16 s (clamped): %v", err)
+	}
+	engineEnd.Close()
+	if err := <-done; err != nil {
+		t.Errorf("Serve after the engine hung up: %v; want nil", err)
+	}
+	keeperEnd.Close()
+	if r := vc.Record(); r.Leap != ntp.LeapInsert || !r.Synced || r.MaxErr != 16*time.Second {
+		t.Errorf("clock record %+v", r)
+	}
+	if err := kc.Step(time.Second); err == nil {
+		t.Error("Step with the keeper gone: no error")
+	}
+}
+
+// TestKeeperKernel: the keeper on the kernel's clock, as root, with a
+// request that changes nothing: the frequency set to what it is.
+func TestKeeperKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: setting the kernel's frequency, even unchanged, needs root")
+	}
+	k, err := NewKeeper(KeeperConfig{Clock: clock.Kernel{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ask(t, k, Request{Op: OpGetFrequency})
+	if r.Status != StatusOK {
+		t.Fatalf("reading the frequency: %v", r.Status)
+	}
+	if s := ask(t, k, Request{Op: OpFrequency, FreqPPM: r.FreqPPM}).Status; s != StatusOK {
+		t.Errorf("setting the frequency to its own value %v ppm: %v", r.FreqPPM, s)
+	}
+	if after := ask(t, k, Request{Op: OpGetFrequency}); after.FreqPPM != r.FreqPPM {
+		t.Errorf("frequency %v ppm after; was %v", after.FreqPPM, r.FreqPPM)
+	}
+}
+
+// FuzzKeeperHandle: THREATS H7. Any sequence of datagrams: the keeper
+// never panics, always answers with a well-formed response, changes the
+// clock only for requests it answers OK, and never steps more than its
+// budget allows in a day.
+func FuzzKeeperHandle(f *testing.F) {
+	f.Add(Request{Op: OpStep, Step: 999 * time.Second}.Encode(make([]byte, RequestLen)), uint8(3))
+	f.Add(Request{Op: OpFrequency, FreqPPM: 500}.Encode(make([]byte, RequestLen)), uint8(1))
+	f.Add([]byte{1, 2, 0, 0}, uint8(200))
+	f.Fuzz(func(t *testing.T, b []byte, repeat uint8) {
+		vc := clock.NewVirtual(func() time.Time { return lastDayNoon }, 0)
+		k := newKeeper(t, vc, lastDayNoon, "")
+		out := make([]byte, ResponseLen)
+		for range int(repeat%32) + 1 {
+			before := vc.Record()
+			resp, _ := k.Handle(b, out)
+			r, err := DecodeResponse(resp)
+			if err != nil {
+				t.Fatalf("Handle(%x) answered %x: %v", b, resp, err)
+			}
+			after := vc.Record()
+			if r.Status != StatusOK && (len(after.Steps) != len(before.Steps) || after.FrequencySet != before.FrequencySet ||
+				after.Leap != before.Leap || after.Synced != before.Synced) {
+				t.Fatalf("Handle(%x) = %v, yet the clock changed: %+v -> %+v", b, r.Status, before, after)
+			}
+			var sum time.Duration
+			for _, s := range after.Steps {
+				sum += s.Abs()
+			}
+			if sum > DefaultMaxStep {
+				t.Fatalf("steps %v add up beyond the budget", after.Steps)
+			}
+		}
+	})
+}

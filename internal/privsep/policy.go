@@ -1,0 +1,60 @@
+package privsep
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/meridian-ntp/meridian/internal/discipline"
+	"github.com/meridian-ntp/meridian/internal/ntp"
+)
+
+// Policy is the keeper's own limits, applied to every request whatever
+// the engine says. Zero fields take the defaults.
+type Policy struct {
+	// MaxStep is the largest step made (default 1000 s, the panic
+	// threshold's default; negative: no bound).
+	MaxStep time.Duration
+	// MaxFreqPPM is the largest frequency correction, slewing included
+	// (default 83333 ppm, the discipline's own largest).
+	MaxFreqPPM float64
+}
+
+// Policy defaults.
+const (
+	DefaultMaxStep    = 1000 * time.Second
+	DefaultMaxFreqPPM = 83333
+)
+
+func (p *Policy) defaults() {
+	if p.MaxStep == 0 {
+		p.MaxStep = DefaultMaxStep
+	}
+	if p.MaxFreqPPM <= 0 {
+		p.MaxFreqPPM = DefaultMaxFreqPPM
+	}
+}
+
+// check reports why the policy refuses r at utc (the keeper's own reading
+// of the clock), with the step budget b, or nil if it allows it. It
+// changes nothing.
+func (p *Policy) check(r Request, utc time.Time, b *discipline.Budget) error {
+	switch r.Op {
+	case OpFrequency:
+		if math.Abs(r.FreqPPM) > p.MaxFreqPPM {
+			return fmt.Errorf("frequency correction %.3f ppm beyond ±%.0f", r.FreqPPM, p.MaxFreqPPM)
+		}
+	case OpStep:
+		if p.MaxStep >= 0 && r.Step.Abs() > p.MaxStep {
+			return fmt.Errorf("step of %v beyond %v", r.Step, p.MaxStep)
+		}
+		if !b.Allows(utc, r.Step) {
+			return fmt.Errorf("step of %v beyond the step budget of the last %v", r.Step, discipline.StepWindow)
+		}
+	case OpLeap:
+		if r.Leap != ntp.LeapNone && utc.UTC().AddDate(0, 0, 1).Day() != 1 {
+			return fmt.Errorf("leap second armed on %s, not the last day of a month", utc.UTC().Format(time.DateOnly))
+		}
+	}
+	return nil
+}
