@@ -69,10 +69,10 @@ type Status uint8
 
 // Statuses.
 const (
-	StatusOK       Status = iota // carried out
-	StatusInvalid                // malformed: wrong size, version, op, or a value no clock takes
-	StatusRefused                // well formed, but against the keeper's policy
-	StatusFailed                 // allowed, but the clock backend failed
+	StatusOK      Status = iota // carried out
+	StatusInvalid               // malformed: wrong size, version, op, or a value no clock takes
+	StatusRefused               // well formed, but against the keeper's policy
+	StatusFailed                // allowed, but the clock backend failed
 	statusEnd
 )
 
