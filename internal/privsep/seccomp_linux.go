@@ -1,0 +1,124 @@
+package privsep
+
+import (
+	"fmt"
+	"runtime"
+
+	seccomp "github.com/elastic/go-seccomp-bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Role is one process of the split daemon.
+type Role uint8
+
+// Roles.
+const (
+	RoleServer Role = iota + 1 // the NTP responders on inherited sockets
+	RoleEngine                 // the client, the control socket
+	roleEnd
+)
+
+var roleNames = [...]string{"", "server", "engine"}
+
+func (r Role) String() string {
+	if r > 0 && r < roleEnd {
+		return roleNames[r]
+	}
+	return "unknown"
+}
+
+// FilterMode is what a filter does with a system call off its list.
+type FilterMode uint8
+
+// Filter modes.
+const (
+	// FilterKill kills the process (SIGSYS): the mode to run in.
+	FilterKill FilterMode = iota
+	// FilterLog lets the call through and has the kernel log it (the
+	// audit log, or the kernel's): for finding what a list lacks.
+	FilterLog
+)
+
+// runtimeCalls are what a Go program (runtime, scheduler, garbage
+// collector, timers, network poller, the race detector's runtime) calls
+// once it runs. Threads are made with clone and CLONE_THREAD only (see
+// cloneThread); nothing here starts a process or touches the clock.
+var runtimeCalls = []string{
+	"read", "write", "readv", "writev", "pread64", "pwrite64", "close", "fstat", "newfstatat", "statx", "lseek",
+	"mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "mincore", "membarrier",
+	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "tgkill", "tkill", "getpid", "gettid", "getppid",
+	"futex", "sched_yield", "sched_getaffinity", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres",
+	"gettimeofday", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_pwait2", "epoll_wait", "eventfd2",
+	"pipe2", "fcntl", "dup", "dup3", "getrandom", "uname", "set_robust_list", "rseq", "restart_syscall",
+	"exit", "exit_group", "getrlimit", "prlimit64", "getuid", "geteuid", "getgid", "getegid",
+	"openat", "readlinkat", "getcwd", "poll", "ppoll", "pselect6", "select",
+}
+
+// roleCalls are each role's calls beyond the runtime's.
+var roleCalls = map[Role][]string{
+	// The server answers on sockets it inherited, already bound and set.
+	RoleServer: {"recvmmsg", "sendmmsg", "recvmsg", "sendmsg", "recvfrom", "sendto", "getsockname", "getsockopt"},
+	// The engine opens a socket per request (and for DNS), keeps its
+	// state files (which Landlock confines to its directory) and the
+	// control socket.
+	RoleEngine: {"connect", "bind", "setsockopt", "getsockopt", "getsockname", "getpeername",
+		"recvmmsg", "sendmmsg", "recvmsg", "sendmsg", "recvfrom", "sendto", "accept4", "listen", "shutdown",
+		"renameat", "renameat2", "unlinkat", "fsync", "fdatasync", "fchmod", "fchmodat", "getdents64", "umask"},
+}
+
+// cloneThread is the one form of clone allowed: a new thread
+// (CLONE_THREAD), never a new process.
+var cloneThread = seccomp.NameWithConditions{Name: "clone", Conditions: seccomp.ArgumentConditions{
+	{Argument: 0, Operation: seccomp.BitsSet, Value: unix.CLONE_THREAD}}}
+
+// socketFamilies are the families the engine may open sockets of: IPv4
+// and IPv6 (requests, DNS) and unix (its control socket); never a raw or
+// packet socket.
+var socketFamilies = []uint64{unix.AF_INET, unix.AF_INET6, unix.AF_UNIX}
+
+// SeccompPolicy returns the seccomp policy of role: its calls and the
+// runtime's allowed, every other call killing the process (or logged,
+// in FilterLog mode).
+func SeccompPolicy(role Role, mode FilterMode) (seccomp.Policy, error) {
+	calls, ok := roleCalls[role]
+	if !ok {
+		return seccomp.Policy{}, fmt.Errorf("privsep: no seccomp policy for role %v", role)
+	}
+	action := seccomp.ActionKillProcess
+	if mode == FilterLog {
+		action = seccomp.ActionLog
+	}
+	names := append(append([]string(nil), runtimeCalls...), calls...)
+	conditional := []seccomp.NameWithConditions{cloneThread}
+	if role == RoleEngine {
+		for _, f := range socketFamilies {
+			conditional = append(conditional, seccomp.NameWithConditions{Name: "socket",
+				Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: f}}})
+		}
+	}
+	return seccomp.Policy{DefaultAction: action, Syscalls: []seccomp.SyscallGroup{
+		{Names: names, NamesWithCondtions: conditional, Action: seccomp.ActionAllow},
+		// clone3 passes its flags in memory, where a filter cannot see
+		// them: it fails as if the kernel had none, and the C library
+		// (in a cgo build) falls back to clone, which is checked.
+		{Names: []string{"clone3"}, Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS)},
+	}}, nil
+}
+
+// Confine sets no_new_privs and installs role's seccomp filter on every
+// thread of the process (TSYNC), for good.
+func Confine(role Role, mode FilterMode) error {
+	p, err := SeccompPolicy(role, mode)
+	if err != nil {
+		return err
+	}
+	// The filter is installed from one thread and synchronized to the
+	// others; the thread is locked so that the runtime does not move the
+	// goroutine between the no_new_privs and the seccomp calls.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := seccomp.LoadFilter(seccomp.Filter{NoNewPrivs: true, Flag: seccomp.FilterFlagTSync, Policy: p}); err != nil {
+		return fmt.Errorf("privsep: seccomp for the %v: %w", role, err)
+	}
+	return nil
+}

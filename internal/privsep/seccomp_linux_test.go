@@ -1,0 +1,268 @@
+package privsep
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// tasks are the status files of the child's threads, listed before it
+// is confined.
+var tasks []string
+
+// childEnv names the environment variable that makes the test binary a
+// sandboxed child: ROLE:ACTION.
+const childEnv = "MERIDIAN_PRIVSEP_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(child(spec))
+	}
+	code := m.Run()
+	if childPath != "" {
+		os.RemoveAll(filepath.Dir(childPath))
+	}
+	os.Exit(code)
+}
+
+// child confines itself as the role spec names ("none" for no filter),
+// then does the action, and returns 0 if the action's call came back, 3
+// if the set-up failed. A call the filter forbids kills it with SIGSYS.
+func child(spec string) int {
+	roleName, action, _ := strings.Cut(spec, ":")
+	// The server inherits its sockets: make one before the filter.
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return 3
+	}
+	// The threads are listed before the filter, which need not allow
+	// listing a directory; threads made later inherit it.
+	tasks, _ = filepath.Glob("/proc/self/task/*/status")
+	if roleName != "none" {
+		role := RoleServer
+		if roleName == "engine" {
+			role = RoleEngine
+		}
+		if err := Confine(role, FilterKill); err != nil {
+			fmt.Println(err)
+			return 3
+		}
+	}
+	err = act(action, pc)
+	fmt.Printf("%s: %v\n", action, err)
+	return 0
+}
+
+// act does one thing a sandboxed process might try. Every call that
+// could change the clock is made with values the kernel refuses, so that
+// even an unconfined root child could not change it.
+func act(action string, pc net.PacketConn) error {
+	switch action {
+	case "work": // what a server does all day
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() { // exits after its loop
+				defer wg.Done()
+				for i := range 1000 {
+					_ = make([]byte, 1024*(i%64))
+				}
+				time.Sleep(time.Millisecond)
+			}()
+		}
+		wg.Wait()
+		runtime.GC()
+		if _, err := pc.WriteTo([]byte("ping"), pc.LocalAddr()); err != nil {
+			return err
+		}
+		buf := make([]byte, 16)
+		_ = pc.SetReadDeadline(time.Now().Add(time.Second))
+		_, _, err := pc.ReadFrom(buf)
+		return err
+	case "dial": // what the engine does for every request
+		c, err := net.Dial("udp", pc.LocalAddr().String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("ping"))
+		return err
+	case "status": // every thread filtered, no new privileges, no capability
+		if len(tasks) < 2 {
+			return fmt.Errorf("threads %v", tasks)
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			if err != nil {
+				return err
+			}
+			for _, want := range []string{"\nSeccomp:\t2\n", "\nNoNewPrivs:\t1\n", "\nCapEff:\t0000000000000000\n"} {
+				if !strings.Contains(string(b), want) {
+					return fmt.Errorf("%s lacks %q", task, want)
+				}
+			}
+		}
+		return nil
+	case "clock_settime":
+		return unix.ClockSettime(unix.CLOCK_REALTIME, &unix.Timespec{Sec: 0, Nsec: 2e9}) // nanoseconds out of range
+	case "adjtimex":
+		_, err := unix.ClockAdjtime(unix.CLOCK_REALTIME, &unix.Timex{Modes: unix.ADJ_TICK, Tick: 1}) // a tick out of range
+		return err
+	case "settimeofday":
+		return unix.Settimeofday(&unix.Timeval{Sec: -1}) // before 1970: refused
+	case "execve":
+		return unix.Exec("/bin/true", []string{"true"}, nil)
+	case "fork":
+		pid, _, errno := unix.RawSyscall(unix.SYS_FORK, 0, 0, 0)
+		if errno == 0 && pid == 0 {
+			unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
+		}
+		if errno != 0 {
+			return errno
+		}
+		return nil
+	case "ptrace":
+		return unix.PtraceAttach(os.Getppid())
+	case "packet-socket":
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err
+	case "udp-socket":
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err
+	case "mount":
+		return unix.Mount("none", "/tmp", "tmpfs", 0, "")
+	case "setuid":
+		return unix.Setuid(0)
+	}
+	return errors.New("unknown action")
+}
+
+// runChild runs the test binary as a child confined as role (or "none"),
+// doing action, as user nobody when the test runs as root (so that it
+// has no capability), and returns its output and exit error.
+func runChild(t *testing.T, role, action string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(childBinary(t), "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+role+":"+action)
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+var (
+	childOnce sync.Once
+	childPath string
+	childErr  error
+)
+
+// childBinary returns a copy of the test binary that user nobody may run
+// (go test builds it in a directory only its owner may enter). The copy
+// is left in a directory of its own under the system's temporary
+// directory, removed at the end of TestMain's run.
+func childBinary(t *testing.T) string {
+	t.Helper()
+	childOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "meridian-privsep-test-")
+		if err == nil {
+			err = os.Chmod(dir, 0o755)
+		}
+		var b []byte
+		if err == nil {
+			b, err = os.ReadFile(os.Args[0])
+		}
+		if err == nil {
+			childPath = dir + "/privsep.test"
+			err = os.WriteFile(childPath, b, 0o755)
+		}
+		childErr = err
+	})
+	if childErr != nil {
+		t.Fatalf("copy of the test binary: %v", childErr)
+	}
+	return childPath
+}
+
+// killedBySIGSYS reports whether err is the exit of a process the
+// seccomp filter killed.
+func killedBySIGSYS(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGSYS
+}
+
+// TestSeccompForbids: THREATS H2, H3. Under the server's and the
+// engine's filters, every call that sets the clock, starts a process,
+// traces, mounts, changes user or opens a packet socket kills the process
+// with SIGSYS; without a filter, as an unprivileged user, the clock calls
+// fail with an error (the clock is never changed either way).
+func TestSeccompForbids(t *testing.T) {
+	if !seccompSupported() {
+		t.Skip("SKIP: the kernel has no seccomp")
+	}
+	forbidden := []string{"clock_settime", "adjtimex", "settimeofday", "execve", "fork", "ptrace", "packet-socket", "mount", "setuid"}
+	for _, role := range []string{"server", "engine"} {
+		for _, action := range forbidden {
+			out, err := runChild(t, role, action)
+			if !killedBySIGSYS(err) {
+				t.Errorf("%s doing %s: %v, %q; want killed by SIGSYS", role, action, err, out)
+			}
+		}
+	}
+	if out, err := runChild(t, "server", "udp-socket"); !killedBySIGSYS(err) {
+		t.Errorf("server opening a socket: %v, %q; want killed by SIGSYS (it inherits its sockets)", err, out)
+	}
+	for _, action := range []string{"clock_settime", "adjtimex", "settimeofday"} {
+		out, err := runChild(t, "none", action)
+		if err != nil || !strings.Contains(out, action+": ") || strings.HasSuffix(out, ": <nil>") {
+			t.Errorf("unconfined child doing %s: %v, %q; want the call refused with an error", action, err, out)
+		}
+	}
+}
+
+// TestSeccompAllows: THREATS H10, a first part, and H1's Seccomp and
+// NoNewPrivs. A confined server does what a server does (goroutines,
+// memory, timers, the garbage collector, a socket it was given), and a
+// confined engine opens sockets for its requests, without being killed;
+// every thread of either shows Seccomp 2, NoNewPrivs 1 and no effective
+// capability.
+func TestSeccompAllows(t *testing.T) {
+	if !seccompSupported() {
+		t.Skip("SKIP: the kernel has no seccomp")
+	}
+	for _, c := range []struct{ role, action string }{{"server", "work"}, {"engine", "work"}, {"engine", "dial"}, {"engine", "udp-socket"},
+		{"server", "status"}, {"engine", "status"}} {
+		out, err := runChild(t, c.role, c.action)
+		if err != nil || out != c.action+": <nil>" {
+			t.Errorf("%s doing %s: %v, %q; want it done", c.role, c.action, err, out)
+		}
+	}
+}
+
+// seccompSupported reports whether seccomp filters can be installed here.
+func seccompSupported() bool {
+	_, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
+	return err == nil
+}
