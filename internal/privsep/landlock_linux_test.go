@@ -1,0 +1,110 @@
+package privsep
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestLandlock: the server opens no file at all; the engine reads the
+// resolver's files and writes its state directory, and nothing else.
+func TestLandlock(t *testing.T) {
+	if landlockABI() == 0 {
+		t.Skip("SKIP: the kernel has no Landlock")
+	}
+	state := worldWritableDir(t)
+	other := worldWritableDir(t)
+	for _, c := range []struct {
+		role, action string
+		ok           bool
+	}{
+		{"none", "open:/etc/hostname", true},
+		{"server", "open:/etc/hostname", false},
+		{"server", "open:/etc/resolv.conf", false},
+		{"server", "write:" + state, false},
+		{"engine", "open:/etc/resolv.conf", true},
+		{"engine", "open:/etc/hostname", false},
+		{"engine", "write:" + state, true},
+		{"engine", "write:" + other, false},
+		{"none", "write:" + other, true},
+	} {
+		out, err := childCommand(t, c.role, c.action, state).CombinedOutput()
+		got := strings.TrimSpace(string(out))
+		action, _, _ := strings.Cut(c.action, ":")
+		ok := err == nil && got == action+": <nil>"
+		denied := err == nil && strings.HasSuffix(got, "permission denied")
+		if c.ok && !ok || !c.ok && !denied {
+			t.Errorf("%s doing %s: %v, %q; want done: %v", c.role, c.action, err, got, c.ok)
+		}
+	}
+}
+
+// TestConfinedStatus: THREATS H1, from outside. Every thread of a
+// confined server and engine, as /proc shows it, runs as an unprivileged
+// user (when the test runs as root), with no capability in its
+// effective, permitted and ambient sets, no new privileges, and a
+// seccomp filter.
+func TestConfinedStatus(t *testing.T) {
+	if !seccompSupported() {
+		t.Skip("SKIP: the kernel has no seccomp")
+	}
+	for _, role := range []string{"server", "engine"} {
+		cmd := childCommand(t, role, "wait", "")
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		outPipe, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(outPipe).ReadString('\n'); err != nil || line != "ready\n" {
+			t.Fatalf("%s: %q, %v; want ready", role, line, err)
+		}
+		tasks, err := filepath.Glob(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "task", "*", "status"))
+		if err != nil || len(tasks) < 2 {
+			t.Errorf("%s: threads %v, %v", role, tasks, err)
+		}
+		want := []string{"\nCapEff:\t0000000000000000\n", "\nCapPrm:\t0000000000000000\n", "\nCapAmb:\t0000000000000000\n",
+			"\nNoNewPrivs:\t1\n", "\nSeccomp:\t2\n", "\nSeccomp_filters:\t1\n"}
+		if os.Geteuid() == 0 {
+			want = append(want, "\nUid:\t65534\t65534\t65534\t65534\n", "\nGid:\t65534\t65534\t65534\t65534\n")
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range want {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("%s: %s lacks %q", role, task, w)
+				}
+			}
+		}
+		in.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("%s: %v", role, err)
+		}
+	}
+}
+
+// worldWritableDir returns a new directory that user nobody may write
+// in, removed when the test ends.
+func worldWritableDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "meridian-privsep-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
