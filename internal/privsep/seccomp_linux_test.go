@@ -3,8 +3,8 @@ package privsep
 import (
 	"errors"
 	"fmt"
-	"net"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
