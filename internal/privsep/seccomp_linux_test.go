@@ -73,6 +73,9 @@ func child(spec string) int {
 // even an unconfined root child could not change it.
 func act(action, arg string, pc net.PacketConn) error {
 	switch action {
+	case "sleep": // a child to supervise: it lives until killed, or a minute
+		time.Sleep(time.Minute)
+		return nil
 	case "wait": // for the parent to look at it from outside
 		fmt.Println("ready")
 		_, err := io.Copy(io.Discard, os.Stdin)

@@ -1,0 +1,192 @@
+package privsep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Child is one child process the supervisor keeps running.
+type Child struct {
+	// Name names it in logs and errors ("engine", "server").
+	Name string
+	// Command returns the command that starts it, fresh for every start
+	// (with its own ExtraFiles: a new socketpair each time, say), and a
+	// function the supervisor calls once that start's process has exited
+	// (to close the parent's ends of what it was given; nil for none).
+	Command func() (cmd *exec.Cmd, exited func(), err error)
+}
+
+// Restart is how the supervisor answers a child's death.
+type Restart struct {
+	// Never: the supervisor stops every child and returns an error, for
+	// systemd (or an operator) to decide.
+	Never bool
+	// MinWait and MaxWait bound the wait before a restart: MinWait after
+	// the first death, twice as long after each death that follows a
+	// short life, at most MaxWait (defaults 1 s and 60 s). A child that
+	// lived ResetAfter (default 5 min) starts the count again.
+	MinWait, MaxWait, ResetAfter time.Duration
+}
+
+func (r *Restart) defaults() {
+	if r.MinWait <= 0 {
+		r.MinWait = time.Second
+	}
+	if r.MaxWait <= 0 {
+		r.MaxWait = time.Minute
+	}
+	if r.ResetAfter <= 0 {
+		r.ResetAfter = 5 * time.Minute
+	}
+}
+
+// ErrChildDied: a child died and the policy is never to restart.
+var ErrChildDied = errors.New("privsep: a child process died")
+
+// stopWait bounds how long a child has to exit after SIGTERM.
+const stopWait = 10 * time.Second
+
+// Supervise starts the children and keeps them running until ctx is
+// done, when it stops them (SIGTERM, then SIGKILL after 10 s) and
+// returns nil. A child that dies is started again after a wait that
+// grows with repeated deaths, or, with Restart.Never, every child is
+// stopped and the error says which died and how. started, if set, is
+// called with each child's name and pid at every start (for tests and
+// logs).
+func Supervise(ctx context.Context, children []Child, r Restart, log *slog.Logger, started func(name string, pid int)) error {
+	r.defaults()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex // guards firstErr
+		firstErr error
+	)
+	for _, c := range children {
+		wg.Add(1)
+		// keep returns when ctx is done, or when the child dies and is
+		// not to be restarted (it then cancels ctx, stopping the others).
+		go func() {
+			defer wg.Done()
+			if err := keep(ctx, c, r, log, started); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// keep runs child c until ctx is done, restarting it as r says.
+func keep(ctx context.Context, c Child, r Restart, log *slog.Logger, started func(string, int)) error {
+	wait := r.MinWait
+	for {
+		t0 := time.Now()
+		status, err := runOnce(ctx, c, started)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("%w: the %s %s", ErrChildDied, c.Name, status)
+		}
+		if r.Never {
+			log.Error("child process died; stopping", "child", c.Name, "err", err)
+			return err
+		}
+		if time.Since(t0) >= r.ResetAfter {
+			wait = r.MinWait
+		}
+		log.Error("child process died; restarting", "child", c.Name, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, r.MaxWait)
+	}
+}
+
+// runOnce starts c once and waits until it exits, or until ctx is done,
+// when it stops it. It returns how the process ended, or the error that
+// kept it from starting.
+func runOnce(ctx context.Context, c Child, started func(string, int)) (string, error) {
+	cmd, exited, err := c.Command()
+	if err != nil {
+		return "", fmt.Errorf("privsep: %s: %w", c.Name, err)
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	// A child outlives no parent: if the supervisor dies, the kernel
+	// kills the children, and no engine is left steering nothing.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	done := make(chan error, 1)
+	startErr := make(chan error, 1)
+	// The parent-death signal fires when the thread that started the
+	// child exits: start and wait on one locked thread, which lives as
+	// long as the child. The goroutine returns once the child has
+	// exited.
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			startErr <- err
+			return
+		}
+		startErr <- nil
+		done <- cmd.Wait()
+	}()
+	if err := <-startErr; err != nil {
+		if exited != nil {
+			exited()
+		}
+		return "", fmt.Errorf("privsep: start the %s: %w", c.Name, err)
+	}
+	if started != nil {
+		started(c.Name, cmd.Process.Pid)
+	}
+	var werr error
+	select {
+	case werr = <-done:
+	case <-ctx.Done():
+		// Signal errors are ignored: the process may have exited already.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case werr = <-done:
+		case <-time.After(stopWait):
+			_ = cmd.Process.Kill()
+			werr = <-done
+		}
+	}
+	if exited != nil {
+		exited()
+	}
+	return describeExit(werr), nil
+}
+
+// describeExit says how a process ended.
+func describeExit(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "was killed by " + ws.Signal().String()
+		}
+		return fmt.Sprintf("exited with status %d", ee.ExitCode())
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "exited"
+}

@@ -1,0 +1,93 @@
+package privsep
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// sleeper returns a child that sleeps as user nobody (when the test runs
+// as root), counting its exits.
+func sleeper(t *testing.T, name string, exits *atomic.Int32) Child {
+	return Child{Name: name, Command: func() (*exec.Cmd, func(), error) {
+		return childCommand(t, "none", "sleep", ""), func() { exits.Add(1) }, nil
+	}}
+}
+
+type start struct {
+	name string
+	pid  int
+}
+
+// TestSuperviseRestarts: THREATS H9. A child killed with SIGKILL is
+// started again, after a wait; when the supervisor stops, so do its
+// children.
+func TestSuperviseRestarts(t *testing.T) {
+	var exits atomic.Int32
+	starts := make(chan start, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Supervise(ctx, []Child{sleeper(t, "engine", &exits)}, Restart{MinWait: 50 * time.Millisecond},
+			slog.New(slog.DiscardHandler), func(n string, pid int) { starts <- start{n, pid} })
+	}()
+	first := <-starts
+	if err := syscall.Kill(first.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var second start
+	select {
+	case second = <-starts:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not restarted within 10 s")
+	}
+	if second.pid == first.pid || second.name != "engine" || exits.Load() != 1 {
+		t.Errorf("restart %+v after %+v, %d exits seen; want a new process, one exit", second, first, exits.Load())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Supervise after stop: %v", err)
+	}
+	if err := syscall.Kill(second.pid, 0); !errors.Is(err, syscall.ESRCH) || exits.Load() != 2 {
+		t.Errorf("the child after stop: kill 0 = %v, %d exits; want it gone", err, exits.Load())
+	}
+}
+
+// TestSuperviseNever: with restarts off, a child's death stops the other
+// children and ends the supervisor with an error saying which died and
+// how, for systemd to act on.
+func TestSuperviseNever(t *testing.T) {
+	var exits atomic.Int32
+	starts := make(chan start, 8)
+	done := make(chan error, 1)
+	go func() {
+		done <- Supervise(context.Background(), []Child{sleeper(t, "engine", &exits), sleeper(t, "server", &exits)},
+			Restart{Never: true}, slog.New(slog.DiscardHandler), func(n string, pid int) { starts <- start{n, pid} })
+	}()
+	a, b := <-starts, <-starts
+	victim, other := a, b
+	if a.name != "server" {
+		victim, other = b, a
+	}
+	if err := syscall.Kill(victim.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Supervise did not return within 20 s")
+	}
+	if !errors.Is(err, ErrChildDied) || !strings.Contains(err.Error(), "server was killed by killed") {
+		t.Errorf("Supervise: %v; want ErrChildDied saying the server was killed", err)
+	}
+	if err := syscall.Kill(other.pid, 0); !errors.Is(err, syscall.ESRCH) || exits.Load() != 2 {
+		t.Errorf("the %s after the %s died: kill 0 = %v, %d exits; want it stopped", other.name, victim.name, err, exits.Load())
+	}
+}
