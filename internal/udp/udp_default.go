@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 )
 
 // errUnsupported is what Listen returns on platforms other than Linux.
@@ -36,3 +37,12 @@ func (c *Conn) WriteBatch(msgs []Msg) (int, error) { return 0, net.ErrClosed }
 // RxTime reports false: kernel receive timestamps are not read on this
 // platform.
 func RxTime([]byte) (int64, bool) { return 0, false }
+
+// File is not supported on this platform.
+func (c *Conn) File() (*os.File, error) { return nil, errUnsupported }
+
+// FromFile is not supported on this platform.
+func FromFile(f *os.File) (*Conn, error) { return nil, errUnsupported }
+
+// Release is not supported on this platform.
+func (c *Conn) Release() error { return net.ErrClosed }

@@ -370,6 +370,17 @@ func (c *Conn) Close() error {
 	return c.file.Close()
 }
 
+// Release closes the Conn's descriptor without shutting the socket down,
+// as Close would for every descriptor of it: for a socket handed to
+// another process with File, which goes on using it. It must not be
+// called while a ReadBatch or WriteBatch is in progress.
+func (c *Conn) Release() error {
+	if c.closed.Swap(true) {
+		return net.ErrClosed
+	}
+	return c.file.Close()
+}
+
 // ReadBatch receives datagrams into msgs, blocking until at least one has
 // arrived, and returns how many it stored, in msgs[:n]: it sets each one's
 // N, Addr, Local, IfIndex, RxTime and Trunc. It does not wait to fill more
@@ -493,4 +504,57 @@ func (c *Conn) send(fd uintptr) bool {
 		}
 		return true
 	}
+}
+
+// File returns a duplicate of the socket's descriptor, to hand to
+// another process (as exec.Cmd.ExtraFiles); the Conn stays open. The
+// caller closes the file.
+func (c *Conn) File() (*os.File, error) {
+	var nfd int
+	var derr error
+	if err := c.rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("dup: %w", derr)
+	}
+	return os.NewFile(uintptr(nfd), "udp "+c.local.String()), nil
+}
+
+// FromFile returns a Conn over a socket another process opened with
+// Listen and handed over as f (File), taking f over: it is closed, here
+// or with the Conn. The socket keeps the options Listen set; whether
+// datagrams are steered is not known here, and Steered reports false.
+func FromFile(f *os.File) (*Conn, error) {
+	fd, err := unix.Dup(int(f.Fd()))
+	_ = f.Close() // fd is the Conn's own now, or there is none
+	if err != nil {
+		return nil, fmt.Errorf("dup: %w", err)
+	}
+	unix.CloseOnExec(fd)
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil || typ != unix.SOCK_DGRAM {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("udp: descriptor is not a datagram socket (type %d): %v", typ, err)
+	}
+	family, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil || family != unix.AF_INET && family != unix.AF_INET6 {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("udp: descriptor is not an IP socket (family %d): %v", family, err)
+	}
+	dual := false
+	if family == unix.AF_INET6 {
+		v6only, err := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		if err != nil {
+			_ = unix.Close(fd)
+			return nil, fmt.Errorf("getsockopt IPV6_V6ONLY: %w", err)
+		}
+		dual = v6only == 0
+	}
+	c, err := newConn(fd, family, true)
+	if err != nil {
+		return nil, err
+	}
+	c.dual = dual
+	return c, nil
 }

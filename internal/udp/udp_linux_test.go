@@ -338,3 +338,54 @@ func TestListen(t *testing.T) {
 		t.Error("Listen on the zero AddrPort succeeded; want an error")
 	}
 }
+
+// TestFromFile: a socket handed over as a file (as to another process)
+// works as the original did: same address, destination addresses,
+// timestamps, and replies from the address asked; IPv4, IPv6 and dual
+// stack. Something other than a UDP socket is refused.
+func TestFromFile(t *testing.T) {
+	for _, tc := range []struct {
+		name, listen, client, dst string
+		dual, ipv6                bool
+	}{
+		{name: "IPv4", listen: "0.0.0.0:0", client: "127.0.0.1:0", dst: "127.0.0.2"},
+		{name: "dual/IPv4", listen: "[::]:0", client: "127.0.0.1:0", dst: "127.0.0.2", dual: true, ipv6: true},
+		{name: "IPv6", listen: "[::]:0", client: "[::1]:0", dst: "::1", ipv6: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.ipv6 {
+				needIPv6(t)
+			}
+			orig := listenT(t, tc.listen, ListenConfig{Sockets: 1, DualStack: tc.dual}, true)[0]
+			f, err := orig.File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := orig.Release(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := FromFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.LocalAddr() != orig.LocalAddr() || s.dual != tc.dual {
+				t.Errorf("handed over: %v dual %v; want %v dual %v", s.LocalAddr(), s.dual, orig.LocalAddr(), tc.dual)
+			}
+			dst := netip.AddrPortFrom(netip.MustParseAddr(tc.dst), s.LocalAddr().Port())
+			checkReply(t, s, udpClient(t, tc.client), dst, !tc.ipv6 || tc.dual)
+		})
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromFile(f); err == nil {
+		t.Error("FromFile of a TCP socket: no error")
+	}
+}
