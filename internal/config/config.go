@@ -16,7 +16,49 @@ type Config struct {
 	Client  Client  `toml:"client"`
 	Mirror  Mirror  `toml:"mirror"`
 	Control Control `toml:"control"`
+	Privsep Privsep `toml:"privsep"`
 	Log     Log     `toml:"log"`
+}
+
+// Privsep configures privilege separation: a daemon started as root
+// runs its engine and its server as processes of an unprivileged user,
+// confined, while the parent keeps only the power to steer the clock.
+type Privsep struct {
+	// Enabled splits the daemon when it is started as root (or with
+	// capabilities); without them it runs as one process either way.
+	Enabled bool `toml:"enabled"`
+	// User is the user the engine and the server run as.
+	User string `toml:"user"`
+	// Filter is what the seccomp filters do with a system call off their
+	// lists: kill the process, or let it through and log it.
+	Filter FilterMode `toml:"filter"`
+	// Restart restarts a child process that died, after a growing wait;
+	// false stops the daemon with an error instead.
+	Restart bool `toml:"restart"`
+	// KeeperStepFile is where the clock keeper keeps the steps it made,
+	// for its own step budget, across restarts ("" for none). Its
+	// directory must belong to root and be writable by nobody else.
+	KeeperStepFile string `toml:"keeper-step-file"`
+}
+
+// FilterMode is what a seccomp filter does with a call off its list.
+type FilterMode uint8
+
+// Filter modes. The zero value is FilterKill.
+const (
+	FilterKill FilterMode = iota
+	FilterLog
+)
+
+// String returns the mode as written in the file.
+func (m FilterMode) String() string {
+	switch m {
+	case FilterKill:
+		return "kill"
+	case FilterLog:
+		return "log"
+	}
+	return "invalid"
 }
 
 // Control configures the local control socket.
@@ -294,7 +336,8 @@ func Default() *Config {
 		},
 		Client: Client{MinSources: 1, MakeStep: defaultMakeStep, MakeStepLimit: defaultMakeStepLimit, Panic: defaultPanic,
 			StepBudget: defaultStepBudget},
-		Mirror: Mirror{Poll: defaultPoll, UnsyncAfter: defaultUnsyncAfter},
-		Log:    Log{Level: slog.LevelInfo},
+		Privsep: Privsep{Enabled: true, User: "meridian", Restart: true},
+		Mirror:  Mirror{Poll: defaultPoll, UnsyncAfter: defaultUnsyncAfter},
+		Log:     Log{Level: slog.LevelInfo},
 	}
 }

@@ -67,6 +67,13 @@ upstream = "[::1]:11123"
 poll = "4s"
 unsync-after = "1m30s"
 
+[privsep]
+enabled = false
+user = "_ntp-2"
+filter = "log"
+restart = false
+keeper-step-file = "/var/lib/meridian-keeper/steps"
+
 [log]
 level = "debug"
 `
@@ -101,9 +108,10 @@ level = "debug"
 				DenyAction: KoD,
 			},
 		},
-		Client: Default().Client,
-		Mirror: Mirror{Upstream: "[::1]:11123", Host: "::1", Port: 11123, Poll: 4 * time.Second, UnsyncAfter: 90 * time.Second},
-		Log:    Log{Level: slog.LevelDebug},
+		Client:  Default().Client,
+		Mirror:  Mirror{Upstream: "[::1]:11123", Host: "::1", Port: 11123, Poll: 4 * time.Second, UnsyncAfter: 90 * time.Second},
+		Privsep: Privsep{User: "_ntp-2", Filter: FilterLog, KeeperStepFile: "/var/lib/meridian-keeper/steps"},
+		Log:     Log{Level: slog.LevelDebug},
 	}
 	got, err := Parse("x.toml", []byte(doc))
 	if err != nil {

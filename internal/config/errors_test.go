@@ -189,6 +189,8 @@ var errorCases = []errorCase{
 	{"client server options", "[client]\nservers = [\"192.0.2.1 minpoll\", \"192.0.2.2 minpoll 2\", \"192.0.2.3 maxpoll 18\", \"192.0.2.4 minpoll 9 maxpoll 8\", \"192.0.2.5 maxpoll x\", \"192.0.2.6 iburst iburst\", \"192.0.2.7 maxsources 4\", \"192.0.2.8 burst\"]\n"},
 	{"client pools", "[client]\npools = [\"pool.ntp.org maxsources 0\", \"pool.ntp.org maxsources 17\", \"pool.ntp.org iburst\", \"pool.ntp.org:123\", \"bad pool!\", \"\"]\nservers = [\"pool.ntp.org\"]\n"},
 	{"client duplicate sources", "[client]\npools = [\"pool.ntp.org\", \"pool.ntp.org:123 iburst\"]\nservers = [\"pool.ntp.org\", \"192.0.2.1 prefer noselect minpoll 4 maxpoll 4\"]\n"},
+	{"privsep values", "[privsep]\nenabled = 1\nuser = \"Root\"\nfilter = \"trap\"\nrestart = \"yes\"\nkeeper-step-file = \"steps\"\n"},
+	{"privsep user", "[privsep]\nuser = \"\"\n"},
 	{"client pools many", "[client]\npools = [\"a.example\", \"b.example\", \"c.example\", \"d.example\", \"e.example\", \"f.example\", \"g.example\", \"h.example\", \"i.example\"]\n"},
 	{"client pool and mirror", "[client]\npools = [\"pool.ntp.org\"]\n[mirror]\nupstream = \"127.0.0.1:11123\"\n"},
 	{"client clock", "[client]\nclock = \"adjtimex\"\n"},

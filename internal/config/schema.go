@@ -60,6 +60,11 @@ func schema(c *Config) []field {
 		{"mirror.poll", "a duration string", duration(&m.Poll)},
 		{"mirror.unsync-after", "a duration string", duration(&m.UnsyncAfter)},
 		{"control.socket", "a string", path(&c.Control.Socket)},
+		{"privsep.enabled", "a boolean", boolean(&c.Privsep.Enabled)},
+		{"privsep.user", "a string", userName(&c.Privsep.User)},
+		{"privsep.filter", "a string", filterMode(&c.Privsep.Filter)},
+		{"privsep.restart", "a boolean", boolean(&c.Privsep.Restart)},
+		{"privsep.keeper-step-file", "a string", path(&c.Privsep.KeeperStepFile)},
 		{"log.level", "a string", level(&c.Log.Level)},
 	}
 }
@@ -145,6 +150,48 @@ func xdpMode(p *XDPMode) decodeFunc {
 			}
 		}
 		d.errs.add(line, key, "must be "+want+", got "+quote(s))
+	}
+}
+
+func filterMode(p *FilterMode) decodeFunc {
+	return func(d *decoder, key string, line int, v *unstable.Node) {
+		const want = `"kill" or "log"`
+		s, ok := text(d, key, line, v, want)
+		if !ok {
+			return
+		}
+		switch s {
+		case "kill":
+			*p = FilterKill
+		case "log":
+			*p = FilterLog
+		default:
+			d.errs.add(line, key, "must be "+want+", got "+quote(s))
+		}
+	}
+}
+
+// userName decodes a user name as useradd(8) takes them: a lower-case
+// letter or underscore, then letters, digits, underscores and dashes, at
+// most 32 characters.
+func userName(p *string) decodeFunc {
+	return func(d *decoder, key string, line int, v *unstable.Node) {
+		s, ok := text(d, key, line, v, "a user name")
+		if !ok {
+			return
+		}
+		valid := s != "" && len(s) <= 32
+		for i, r := range s {
+			lower := r >= 'a' && r <= 'z' || r == '_'
+			if !lower && (i == 0 || !(r >= '0' && r <= '9' || r == '-')) {
+				valid = false
+			}
+		}
+		if !valid {
+			d.errs.add(line, key, "must be a user name (a-z or _ first, then a-z, 0-9, _ or -, at most 32), got "+quote(s))
+			return
+		}
+		*p = s
 	}
 }
 
