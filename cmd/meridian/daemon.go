@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 
 	"github.com/meridian-ntp/meridian/internal/config"
@@ -32,6 +33,7 @@ func runDaemon(ctx context.Context, args []string, e env) int {
 		fs.PrintDefaults()
 	}
 	path := fs.String("config", "", "configuration file (required)")
+	noPrivsep := fs.Bool("no-privsep", false, "run as one process even when started as root (see privsep in docs/config.md)")
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -49,14 +51,42 @@ func runDaemon(ctx context.Context, args []string, e env) int {
 		return exitFailure
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: cfg.Log.Level}))
-	d, err := daemon.Start(ctx, cfg, log)
+	var d *daemon.Daemon
+	switch role := daemon.ChildRole(); {
+	case role != daemon.RoleAll:
+		log = log.With("process", roleName(role))
+		d, err = daemon.StartChild(ctx, cfg, log)
+	case privsepWanted(cfg, *noPrivsep):
+		if err := daemon.RunPrivsep(ctx, cfg, *path, log.With("process", "keeper")); err != nil {
+			log.Error("stopped", "err", err)
+			return exitFailure
+		}
+		return exitOK
+	default:
+		d, err = daemon.Start(ctx, cfg, log)
+	}
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFailure
 	}
 	d.Wait()
-	logStats(log, d.Stats())
+	if daemon.ChildRole() != daemon.RoleEngine {
+		logStats(log, d.Stats())
+	}
 	return exitOK
+}
+
+// privsepWanted reports whether the daemon splits itself: when started
+// as root, unless the configuration or the command line says not to.
+func privsepWanted(cfg *config.Config, off bool) bool {
+	return !off && cfg.Privsep.Enabled && os.Geteuid() == 0
+}
+
+func roleName(r daemon.Role) string {
+	if r == daemon.RoleServer {
+		return "server"
+	}
+	return "engine"
 }
 
 // logStats logs what the server did, once it has stopped: every verdict

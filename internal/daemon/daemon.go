@@ -8,12 +8,14 @@ import (
 	"hash/maphash"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
 	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/meridian-ntp/meridian/internal/clock"
 	"github.com/meridian-ntp/meridian/internal/config"
 	"github.com/meridian-ntp/meridian/internal/control"
 	"github.com/meridian-ntp/meridian/internal/ntp"
@@ -44,39 +46,103 @@ type Daemon struct {
 // every socket is bound; Wait blocks until ctx is done and everything has
 // stopped.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	return StartWith(ctx, cfg, log, Options{})
+}
+
+// Options change what Start does, for the processes of privilege
+// separation: the server serves sockets it was given and the states
+// that come from the engine; the engine runs the client (or mirror, or
+// local clock), the control socket on a listener it was given, and
+// steers the clock through the keeper.
+type Options struct {
+	// Role is the part of the daemon to run: all of it (0), the server
+	// or the engine.
+	Role Role
+	// Conns are the server's sockets, handed over (Role server).
+	Conns []*udp.Conn
+	// States brings the engine's served states (Role server); once it is
+	// closed, the last state stays served.
+	States <-chan *server.State
+	// Control is the control socket's listener, handed over (Role
+	// engine); nil: none.
+	Control net.Listener
+	// Clock, if set, is the clock the client steers instead of the
+	// kernel's (Role engine: the keeper's).
+	Clock clock.Clock
+	// Publish receives every served state (Role engine: for the server).
+	Publish func(*server.State)
+	// Confine is called once everything is open, before anything is
+	// served or asked: it locks the process in.
+	Confine func() error
+}
+
+// Role is a part of the daemon.
+type Role uint8
+
+// Roles.
+const (
+	RoleAll    Role = iota // one process does everything
+	RoleServer             // the NTP responders
+	RoleEngine             // the client and the control socket
+)
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (*Daemon, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{log: log, cancel: cancel}
-	if err := d.listen(cfg); err != nil {
-		d.closeConns()
+	fail := func(err error) (*Daemon, error) {
+		d.close()
 		cancel()
+		d.wg.Wait()
 		return nil, err
+	}
+	switch o.Role {
+	case RoleAll:
+		if err := d.listen(cfg); err != nil {
+			return fail(err)
+		}
+	case RoleServer:
+		for _, c := range o.Conns {
+			d.conns = append(d.conns, c)
+		}
 	}
 	ensureProcs(len(d.conns), log)
 	acl := server.NewACL(cfg.Server.Access.Allow, cfg.Server.Access.Deny)
-	if len(cfg.Server.XDP.Interfaces) > 0 {
+	if len(cfg.Server.XDP.Interfaces) > 0 && o.Role == RoleAll {
 		if err := d.loadXDP(cfg, acl); err != nil {
-			d.closeConns()
-			cancel()
-			return nil, err
+			return fail(err)
 		}
 	}
 	origin := time.Now()
 	precision := measurePrecision()
 	var client *clientConfig
-	if cfg.Client.Enabled() {
+	if cfg.Client.Enabled() && o.Role != RoleServer {
 		cc := newClientConfig(cfg, precision, log)
 		cc.Origin = origin
 		cc.Status = &d.status
 		cc.ClockName = cfg.Client.Clock.String()
+		if o.Clock != nil && cfg.Client.Clock == config.ClockKernel {
+			cc.Clock = o.Clock
+		}
 		client = &cc
 	}
-	if cfg.Control.Socket != "" {
-		ln, err := control.Listen(cfg.Control.Socket)
-		if err != nil {
-			d.close()
-			cancel()
-			return nil, err
+	ln := o.Control
+	if cfg.Control.Socket != "" && o.Role == RoleAll {
+		var err error
+		if ln, err = control.Listen(cfg.Control.Socket); err != nil {
+			return fail(err)
 		}
+	}
+	if o.Confine != nil {
+		if err := o.Confine(); err != nil {
+			if ln != nil {
+				// The listener goes with the failure.
+				_ = ln.Close()
+			}
+			return fail(err)
+		}
+	}
+	if ln != nil {
 		d.wg.Add(1)
 		// Serve returns when ctx is done.
 		go func() {
@@ -85,16 +151,37 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, 
 		}()
 		log.Info("control socket", "path", cfg.Control.Socket)
 	}
-	d.startProviders(ctx, cfg, origin, precision, client)
-	err := d.startWorkers(cfg, acl, origin)
-	if err == nil && d.xdp != nil {
-		err = d.attachXDP(cfg)
+	switch o.Role {
+	case RoleServer:
+		d.served.Store(server.Unsynchronized(precision))
+		d.wg.Add(1)
+		// The relay returns when States is closed or ctx is done.
+		go func() {
+			defer d.wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case st, ok := <-o.States:
+					if !ok {
+						return
+					}
+					d.served.Store(st)
+				}
+			}
+		}()
+	default:
+		d.served.publish = o.Publish
+		d.startProviders(ctx, cfg, origin, precision, client)
 	}
-	if err != nil {
-		d.close()
-		cancel()
-		d.wg.Wait()
-		return nil, err
+	if o.Role != RoleEngine {
+		err := d.startWorkers(cfg, acl, origin)
+		if err == nil && d.xdp != nil {
+			err = d.attachXDP(cfg)
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
 	// Closing the sockets is what stops the workers.
 	d.wg.Add(1)
@@ -103,8 +190,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, 
 		<-ctx.Done()
 		d.close()
 	}()
-	for _, addr := range cfg.Server.Listen {
-		log.Info("serving NTP", "address", addr, "sockets", len(d.conns)/len(cfg.Server.Listen))
+	if o.Role != RoleEngine {
+		for _, addr := range cfg.Server.Listen {
+			log.Info("serving NTP", "address", addr, "sockets", len(d.conns)/len(cfg.Server.Listen))
+		}
 	}
 	return d, nil
 }

@@ -146,8 +146,11 @@ func (k *Keeper) apply(r Request, resp *Response) error {
 
 // Serve answers the requests that come on conn, one datagram each (a
 // SOCK_SEQPACKET socket), until the engine closes it (nil), or sends
-// MaxBad bad requests in a row (ErrHostile), or conn fails.
+// MaxBad bad requests in a row (ErrHostile), or conn fails. One Serve
+// runs at a time: the budget is the keeper's, across the sessions of
+// every engine it serves.
 func (k *Keeper) Serve(conn net.Conn) error {
+	k.bad = 0 // a new engine starts with a clean record
 	in := make([]byte, RequestLen+1) // one more, so that a longer datagram is seen as such
 	out := make([]byte, ResponseLen)
 	for {

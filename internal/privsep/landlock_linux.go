@@ -11,20 +11,22 @@ import (
 var resolverFiles = []string{"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf"}
 
 // Landlock confines role's file system access, for good, on every
-// thread: the server may open nothing; the engine its state directory
-// (stateDir, read and write; "" for none) and, to read only, the files
-// the resolver reads. Neither may reach a process outside its domain by
+// thread: the server may open nothing; the engine its state directories
+// (stateDirs, read and write) and, to read only, the files the resolver
+// reads. Neither may reach a process outside its domain by
 // signal or abstract unix socket. On a kernel without Landlock it does
 // as much as the kernel can (nothing, without it) and reports the ABI
 // version it got, 0 for none.
-func Landlock(role Role, stateDir string) (abi int, err error) {
+func Landlock(role Role, stateDirs ...string) (abi int, err error) {
 	var rules []landlock.Rule
 	switch role {
 	case RoleServer:
 	case RoleEngine:
 		rules = append(rules, landlock.ROFiles(resolverFiles...).IgnoreIfMissing())
-		if stateDir != "" {
-			rules = append(rules, landlock.RWDirs(stateDir))
+		for _, d := range stateDirs {
+			if d != "" {
+				rules = append(rules, landlock.RWDirs(d))
+			}
 		}
 	default:
 		return 0, fmt.Errorf("privsep: no Landlock rules for role %v", role)

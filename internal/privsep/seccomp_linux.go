@@ -57,7 +57,7 @@ var runtimeCalls = []string{
 // roleCalls are each role's calls beyond the runtime's.
 var roleCalls = map[Role][]string{
 	// The server answers on sockets it inherited, already bound and set.
-	RoleServer: {"recvmmsg", "sendmmsg", "recvmsg", "sendmsg", "recvfrom", "sendto", "getsockname", "getsockopt"},
+	RoleServer: {"recvmmsg", "sendmmsg", "recvmsg", "sendmsg", "recvfrom", "sendto", "getsockname", "getsockopt", "shutdown"},
 	// The engine opens a socket per request (and for DNS), keeps its
 	// state files (which Landlock confines to its directory) and the
 	// control socket.

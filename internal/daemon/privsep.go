@@ -1,0 +1,409 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/meridian-ntp/meridian/internal/clock"
+	"github.com/meridian-ntp/meridian/internal/config"
+	"github.com/meridian-ntp/meridian/internal/control"
+	"github.com/meridian-ntp/meridian/internal/privsep"
+	"github.com/meridian-ntp/meridian/internal/server"
+	"github.com/meridian-ntp/meridian/internal/udp"
+)
+
+// The environment of a child process of privilege separation, and its
+// descriptors: the server's UDP sockets from fd 3, then its end of the
+// state socketpair; the engine's end of the keeper's socketpair at fd 3,
+// of the state socketpair at 4, and the control socket's listener at 5.
+const (
+	roleEnv    = "MERIDIAN_PRIVSEP_ROLE"    // "server" or "engine"
+	socketsEnv = "MERIDIAN_PRIVSEP_SOCKETS" // the server's number of UDP sockets
+	controlEnv = "MERIDIAN_PRIVSEP_CONTROL" // "1" if the engine has a control listener
+	firstFD    = 3
+)
+
+// ChildRole returns the role this process was started in by a parent
+// of privilege separation, or RoleAll if none.
+func ChildRole() Role {
+	switch os.Getenv(roleEnv) {
+	case "server":
+		return RoleServer
+	case "engine":
+		return RoleEngine
+	}
+	return RoleAll
+}
+
+// filterMode converts the configured seccomp mode.
+func filterMode(m config.FilterMode) privsep.FilterMode {
+	if m == config.FilterLog {
+		return privsep.FilterLog
+	}
+	return privsep.FilterKill
+}
+
+// StartChild starts this process's part of the daemon, as its parent
+// handed it over (ChildRole), confined: Landlock and the role's seccomp
+// filter, applied once the descriptors are taken and the files read.
+func StartChild(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	mode := filterMode(cfg.Privsep.Filter)
+	switch ChildRole() {
+	case RoleServer:
+		return startServerChild(ctx, cfg, log, mode)
+	case RoleEngine:
+		return startEngineChild(ctx, cfg, log, mode)
+	}
+	return nil, errors.New("privsep: not a child process")
+}
+
+func startServerChild(ctx context.Context, cfg *config.Config, log *slog.Logger, mode privsep.FilterMode) (*Daemon, error) {
+	n, err := strconv.Atoi(os.Getenv(socketsEnv))
+	if err != nil || n < 1 || n > 4096 {
+		return nil, fmt.Errorf("privsep: %s=%q", socketsEnv, os.Getenv(socketsEnv))
+	}
+	var conns []*udp.Conn
+	for i := range n {
+		c, err := udp.FromFile(os.NewFile(uintptr(firstFD+i), "udp"))
+		if err != nil {
+			for _, c := range conns {
+				_ = c.Close() // the error above is what matters
+			}
+			return nil, fmt.Errorf("privsep: socket %d: %w", i, err)
+		}
+		conns = append(conns, c)
+	}
+	state, err := fileConn(firstFD+n, "state")
+	if err != nil {
+		return nil, err
+	}
+	states := make(chan *server.State, 1)
+	go readStates(state, states, log) // returns when state is closed
+	context.AfterFunc(ctx, func() { _ = state.Close() })
+	return StartWith(ctx, cfg, log, Options{Role: RoleServer, Conns: conns, States: states, Confine: func() error {
+		return confine(privsep.RoleServer, mode, log)
+	}})
+}
+
+// readStates reads served-state messages from conn until it is closed,
+// passing the newest on (an older one not yet taken is dropped); it closes
+// out when it returns.
+func readStates(conn net.Conn, out chan *server.State, log *slog.Logger) {
+	defer close(out)
+	buf := make([]byte, privsep.StateLen+1)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		st, err := privsep.DecodeState(buf[:n])
+		if err != nil {
+			log.Warn("served state from the engine refused", "err", err)
+			continue
+		}
+		select {
+		case <-out:
+		default:
+		}
+		out <- st
+	}
+}
+
+func startEngineChild(ctx context.Context, cfg *config.Config, log *slog.Logger, mode privsep.FilterMode) (*Daemon, error) {
+	keeper, err := fileConn(firstFD, "keeper")
+	if err != nil {
+		return nil, err
+	}
+	state, err := fileConn(firstFD+1, "state")
+	if err != nil {
+		return nil, err
+	}
+	var ln net.Listener
+	if os.Getenv(controlEnv) == "1" {
+		f := os.NewFile(uintptr(firstFD+2), "control")
+		ln, err = net.FileListener(f)
+		f.Close() // the listener holds its own descriptor
+		if err != nil {
+			return nil, fmt.Errorf("privsep: control listener: %w", err)
+		}
+	}
+	var mu sync.Mutex // guards buf and the writes
+	buf := make([]byte, privsep.StateLen)
+	publish := func(st *server.State) {
+		mu.Lock()
+		defer mu.Unlock()
+		// A state the server does not get is replaced by the next one.
+		_, _ = state.Write(privsep.EncodeState(buf, st))
+	}
+	var dirs []string
+	for _, f := range []string{cfg.Client.DriftFile, cfg.Client.StepFile} {
+		if f != "" {
+			dirs = append(dirs, filepath.Dir(f))
+		}
+	}
+	return StartWith(ctx, cfg, log, Options{Role: RoleEngine, Control: ln, Clock: privsep.NewKeeperClock(keeper),
+		Publish: publish, Confine: func() error { return confine(privsep.RoleEngine, mode, log, dirs...) }})
+}
+
+// fileConn returns the socket at descriptor fd as a net.Conn.
+func fileConn(fd int, name string) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), name)
+	c, err := net.FileConn(f)
+	f.Close() // c holds its own descriptor
+	if err != nil {
+		return nil, fmt.Errorf("privsep: %s socket: %w", name, err)
+	}
+	return c, nil
+}
+
+// confine applies Landlock and the role's seccomp filter.
+func confine(role privsep.Role, mode privsep.FilterMode, log *slog.Logger, dirs ...string) error {
+	abi, err := privsep.Landlock(role, dirs...)
+	if err != nil {
+		return err
+	}
+	if err := privsep.Confine(role, mode); err != nil {
+		return err
+	}
+	log.Info("confined", "role", role, "landlock_abi", abi, "seccomp", mode == privsep.FilterKill)
+	return nil
+}
+
+// RunPrivsep runs the daemon split into processes, until ctx is done or
+// (with privsep.restart off) a child dies: this process becomes the clock
+// keeper and the supervisor, and starts the server and the engine as
+// privsep.user, each re-executing this program with configPath. It binds
+// the server's sockets (again for each start of the server), holds the
+// control socket's listener and the state socketpair between engine and
+// server for the children's restarts, and serves the engine's clock
+// requests under its own policy.
+func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log *slog.Logger) error {
+	cred, err := lookupUser(cfg.Privsep.User)
+	if err != nil {
+		return err
+	}
+	if len(cfg.Server.XDP.Interfaces) > 0 {
+		return errors.New("privsep: the XDP fast path does not run with privilege separation yet; run meridian daemon --no-privsep")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("privsep: %w", err)
+	}
+	keeper, err := newKeeper(cfg, log)
+	if err != nil {
+		return err
+	}
+	toServer, fromEngine, err := privsep.SocketPair()
+	if err != nil {
+		return err
+	}
+	defer toServer.Close()
+	defer fromEngine.Close()
+	var ctl *net.UnixListener
+	if cfg.Control.Socket != "" {
+		ln, err := control.Listen(cfg.Control.Socket)
+		if err != nil {
+			return err
+		}
+		ctl = ln.(*net.UnixListener)
+		ctl.SetUnlinkOnClose(true)
+		defer ctl.Close()
+		log.Info("control socket", "path", cfg.Control.Socket)
+	}
+	first, err := serverFiles(cfg)
+	if err != nil {
+		return err
+	}
+	p := parent{cfg: cfg, log: log, exe: exe, configPath: configPath, cred: cred, keeper: keeper,
+		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first}
+	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}
+	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log, func(name string, pid int) {
+		log.Info("child started", "child", name, "pid", pid)
+	})
+}
+
+// parent is the state of RunPrivsep that the children's commands use.
+type parent struct {
+	cfg                  *config.Config
+	log                  *slog.Logger
+	exe, configPath      string
+	cred                 *syscall.Credential
+	keeper               *privsep.Keeper
+	toServer, fromEngine *net.UnixConn // the state socketpair: the server's end, the engine's
+	ctl                  *net.UnixListener
+	// mu guards first: the server's sockets, bound before the first
+	// start, so that a failure to bind stops the daemon at once.
+	mu    sync.Mutex
+	first []*os.File
+}
+
+// command returns the command of a child in role with files from fd 3.
+func (p *parent) command(role string, files []*os.File, env ...string) *exec.Cmd {
+	cmd := exec.Command(p.exe, "daemon", "--config", p.configPath)
+	cmd.Env = append([]string{roleEnv + "=" + role}, env...)
+	cmd.ExtraFiles = files
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	return cmd
+}
+
+func (p *parent) serverCommand() (*exec.Cmd, func(), error) {
+	p.mu.Lock()
+	files := p.first
+	p.first = nil
+	p.mu.Unlock()
+	if files == nil {
+		var err error
+		if files, err = serverFiles(p.cfg); err != nil {
+			return nil, nil, err
+		}
+	}
+	state, err := p.toServer.File()
+	if err != nil {
+		closeFiles(files)
+		return nil, nil, err
+	}
+	all := append(files, state)
+	cmd := p.command("server", all, socketsEnv+"="+strconv.Itoa(len(files)))
+	return cmd, func() { closeFiles(all) }, nil
+}
+
+func (p *parent) engineCommand() (*exec.Cmd, func(), error) {
+	mine, theirs, err := privsep.SocketPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	keeperEnd, err := theirs.File()
+	theirs.Close() // the file is a descriptor of its own
+	if err != nil {
+		mine.Close()
+		return nil, nil, err
+	}
+	files := []*os.File{keeperEnd}
+	if f, err := p.fromEngine.File(); err == nil {
+		files = append(files, f)
+	} else {
+		mine.Close()
+		closeFiles(files)
+		return nil, nil, err
+	}
+	var env []string
+	if p.ctl != nil {
+		f, err := p.ctl.File()
+		if err != nil {
+			mine.Close()
+			closeFiles(files)
+			return nil, nil, err
+		}
+		files = append(files, f)
+		env = append(env, controlEnv+"=1")
+	}
+	done := make(chan struct{})
+	// The keeper serves this engine until it hangs up or dies (its end is
+	// then closed below), or is taken for hostile.
+	go func() {
+		defer close(done)
+		if err := p.keeper.Serve(mine); err != nil && !errors.Is(err, net.ErrClosed) {
+			p.log.Error("clock keeper: the engine's session ended", "err", err)
+		}
+	}()
+	return p.command("engine", files, env...), func() {
+		// No request of a dead engine is carried out: its session ends
+		// with it.
+		mine.Close()
+		<-done
+		closeFiles(files)
+	}, nil
+}
+
+// serverFiles binds the server's sockets and returns them as files for a
+// child.
+func serverFiles(cfg *config.Config) ([]*os.File, error) {
+	d := &Daemon{log: slog.New(slog.DiscardHandler)}
+	if err := d.listen(cfg); err != nil {
+		d.closeConns()
+		return nil, err
+	}
+	var files []*os.File
+	for _, c := range d.conns {
+		f, err := c.(*udp.Conn).File()
+		if err != nil {
+			closeFiles(files)
+			d.closeConns()
+			return nil, err
+		}
+		files = append(files, f)
+		// The parent's own descriptor goes; the socket lives on in f.
+		_ = c.(*udp.Conn).Release()
+	}
+	return files, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		// Close errors are ignored: the descriptor is gone either way.
+		_ = f.Close()
+	}
+}
+
+// lookupUser returns the credential of the user the children run as.
+func lookupUser(name string) (*syscall.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("privsep.user %q: %w (create it with useradd --system --no-create-home %s, or run meridian daemon --no-privsep)", name, err, name)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil || uid == 0 {
+		return nil, fmt.Errorf("privsep.user %q: uid %s, gid %s: not an unprivileged user", name, u.Uid, u.Gid)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+}
+
+// newKeeper returns the clock keeper: the kernel's clock (or none),
+// under the limits of the client's configuration, with its own step file,
+// which must be out of the children's reach.
+func newKeeper(cfg *config.Config, log *slog.Logger) (*privsep.Keeper, error) {
+	c := cfg.Client
+	kc := privsep.KeeperConfig{Clock: clock.Kernel{}, Policy: privsep.Policy{MaxStep: c.Panic}, StepBudget: c.StepBudget,
+		StepFile: cfg.Privsep.KeeperStepFile, Log: log.With("part", "keeper")}
+	if c.Clock == config.ClockNone || !c.Enabled() {
+		kc.Clock = clock.None{}
+	}
+	if c.Panic == 0 {
+		kc.Policy.MaxStep = -1
+	}
+	if c.StepBudget == 0 {
+		kc.StepBudget = -1
+	}
+	if f := kc.StepFile; f != "" {
+		if err := rootOnlyDir(filepath.Dir(f)); err != nil {
+			return nil, fmt.Errorf("privsep.keeper-step-file: %w", err)
+		}
+	}
+	return privsep.NewKeeper(kc)
+}
+
+// rootOnlyDir checks that dir belongs to root and no one else may write
+// in it.
+func rootOnlyDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s must be a directory of root's that no one else may write in", dir)
+	}
+	return nil
+}
