@@ -150,7 +150,7 @@ func (k *Keeper) apply(r Request, resp *Response) error {
 // runs at a time: the budget is the keeper's, across the sessions of
 // every engine it serves.
 func (k *Keeper) Serve(conn net.Conn) error {
-	k.bad = 0 // a new engine starts with a clean record
+	k.bad = 0                        // a new engine starts with a clean record
 	in := make([]byte, RequestLen+1) // one more, so that a longer datagram is seen as such
 	out := make([]byte, ResponseLen)
 	for {
