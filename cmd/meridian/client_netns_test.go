@@ -25,7 +25,7 @@ func TestClientFollowsAddressChange(t *testing.T) {
 	t.Parallel()
 	nsC, nsS := peertest.VethPair(t, netip.MustParsePrefix("10.88.0.2/24"), netip.MustParsePrefix("10.88.0.1/24"))
 	bin := meridianBinary(t)
-	dir := t.TempDir()
+	dir := sharedDir(t)
 	srvAddr := netip.MustParseAddrPort("10.88.0.1:123")
 	startIn := func(name, ns, conf string, addr netip.AddrPort) *peertest.Peer {
 		path := filepath.Join(dir, name+".toml")
@@ -41,7 +41,7 @@ func TestClientFollowsAddressChange(t *testing.T) {
 		})
 		return p
 	}
-	startIn("server", nsS, localServerConf(srvAddr, 3), srvAddr)
+	startIn("server", nsS, localServerConf(srvAddr, 3)+"\n[privsep]\nenabled = false\n", srvAddr)
 	sock := filepath.Join(dir, "control.sock")
 	client := startIn("client", nsC, fmt.Sprintf(`[server]
 listen = ["127.0.0.1:1123"]
@@ -52,6 +52,9 @@ clock = "none"
 
 [control]
 socket = %q
+
+[privsep]
+user = "nobody"
 `, srvAddr, sock), netip.MustParseAddrPort("127.0.0.1:1123"))
 
 	// answered waits until the source's reach register, seen through the

@@ -98,7 +98,7 @@ func TestDaemonServesAndStops(t *testing.T) {
 	logs := &lockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"daemon", "--config", path}, env{stdout: logs, stderr: logs, rand: rand.Reader})
+		done <- run(ctx, []string{"daemon", "--no-privsep", "--config", path}, env{stdout: logs, stderr: logs, rand: rand.Reader})
 	}()
 
 	addr := fmt.Sprintf("127.0.0.1:%d", port)

@@ -34,6 +34,10 @@ func meridianBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "meridian-bin-")
+		if err == nil {
+			// The children of privilege separation run it as another user.
+			err = os.Chmod(dir, 0o755)
+		}
 		if err != nil {
 			buildErr = err
 			return

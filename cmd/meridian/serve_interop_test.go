@@ -49,7 +49,12 @@ const (
 func startMeridian(t *testing.T, conf string, addr netip.AddrPort, netns bool, stratum uint8) (*peertest.Peer, string) {
 	t.Helper()
 	bin := meridianBinary(t)
-	path := filepath.Join(t.TempDir(), "meridian.toml")
+	// As root, the daemon separates its privileges, its children running
+	// as nobody: they read the configuration too.
+	if !strings.Contains(conf, "[privsep]") {
+		conf += "\n[privsep]\nuser = \"nobody\"\n"
+	}
+	path := filepath.Join(sharedDir(t), "meridian.toml")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,9 @@ local-stratum = %d
 [server.xdp]
 interfaces = ["lo"]
 mode = "generic"
+
+[privsep]
+enabled = false
 `, stratum)
 	m, bin := startMeridian(t, conf, addr, true, stratum)
 	sent := 0

@@ -171,7 +171,9 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 			}
 		}()
 	default:
-		d.served.publish = o.Publish
+		if o.Publish != nil { // the engine's: no fast path to publish to here
+			d.served.publish = o.Publish
+		}
 		d.startProviders(ctx, cfg, origin, precision, client)
 	}
 	if o.Role != RoleEngine {

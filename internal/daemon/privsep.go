@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"github.com/meridian-ntp/meridian/internal/privsep"
 	"github.com/meridian-ntp/meridian/internal/server"
 	"github.com/meridian-ntp/meridian/internal/udp"
+	"golang.org/x/sys/unix"
 )
 
 // The environment of a child process of privilege separation, and its
@@ -188,6 +190,11 @@ func confine(role privsep.Role, mode privsep.FilterMode, log *slog.Logger, dirs 
 // server for the children's restarts, and serves the engine's clock
 // requests under its own policy.
 func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log *slog.Logger) error {
+	// Whatever this process inherited stays here: the children get only
+	// what they are handed.
+	if err := cloexecAll(); err != nil {
+		return err
+	}
 	cred, err := lookupUser(cfg.Privsep.User)
 	if err != nil {
 		return err
@@ -404,6 +411,26 @@ func rootOnlyDir(dir string) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !fi.IsDir() || !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("%s must be a directory of root's that no one else may write in", dir)
+	}
+	return nil
+}
+
+// cloexecAll marks every descriptor above standard error close-on-exec:
+// the ones this process inherited (Go's own are already).
+func cloexecAll() error {
+	err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	// Before Linux 5.11: one by one.
+	fds, rerr := os.ReadDir("/proc/self/fd")
+	if rerr != nil {
+		return fmt.Errorf("privsep: close-on-exec: %w, %w", err, rerr)
+	}
+	for _, e := range fds {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
 	}
 	return nil
 }

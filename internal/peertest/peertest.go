@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -213,19 +214,45 @@ func boundUDP(pid int, ap netip.AddrPort) (bool, error) {
 	if len(inodes) == 0 {
 		return false, nil
 	}
-	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
-	fds, err := os.ReadDir(fdDir)
-	if err != nil {
-		return false, err
-	}
-	for _, fd := range fds {
-		// An fd closed since ReadDir fails Readlink; skipping it is right.
-		if target, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && inodes[target] {
-			return true, nil
+	// The process, or one of its children: a daemon that splits itself
+	// hands its sockets to a child.
+	for _, p := range append([]int{pid}, Children(pid)...) {
+		fdDir := fmt.Sprintf("/proc/%d/fd", p)
+		fds, err := os.ReadDir(fdDir)
+		if err != nil {
+			continue // a child that has exited since
+		}
+		for _, fd := range fds {
+			// An fd closed since ReadDir fails Readlink; skipping it is right.
+			if target, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && inodes[target] {
+				return true, nil
+			}
 		}
 	}
 	return false, nil
 }
+
+// Children returns the pids of the children of process pid
+// (/proc/PID/task/*/children).
+func Children(pid int) []int {
+	var kids []int
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid)) // the pattern is valid
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, w := range strings.Fields(string(b)) {
+			if k, err := strconv.Atoi(w); err == nil {
+				kids = append(kids, k)
+			}
+		}
+	}
+	return kids
+}
+
+// Pid returns the pid of p's daemon.
+func (p *Peer) Pid() int { return p.cmd.Process.Pid }
 
 // unavailable ends a test that cannot run here: it fails in CI, where the
 // peers are installed and nothing may be skipped, and skips elsewhere.

@@ -92,11 +92,16 @@ func Supervise(ctx context.Context, children []Child, r Restart, log *slog.Logge
 // keep runs child c until ctx is done, restarting it as r says.
 func keep(ctx context.Context, c Child, r Restart, log *slog.Logger, started func(string, int)) error {
 	wait := r.MinWait
-	for {
+	for first := true; ; first = false {
 		t0 := time.Now()
 		status, err := runOnce(ctx, c, started)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if first && status == "" {
+			// It never started: an installation's fault, not a crash's.
+			log.Error("child process cannot start; stopping", "child", c.Name, "err", err)
+			return err
 		}
 		if err == nil {
 			err = fmt.Errorf("%w: the %s %s", ErrChildDied, c.Name, status)

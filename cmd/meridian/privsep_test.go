@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meridian-ntp/meridian/internal/peertest"
+	"github.com/meridian-ntp/meridian/internal/query"
+)
+
+// childPids returns the pids of the server and engine children the
+// keeper's log reports started, the latest of each.
+func childPids(t *testing.T, log string) map[string]int {
+	t.Helper()
+	pids := map[string]int{}
+	for _, m := range regexp.MustCompile(`msg="child started" process=keeper child=(\w+) pid=(\d+)`).FindAllStringSubmatch(log, -1) {
+		pids[m[1]], _ = strconv.Atoi(m[2]) // the pattern admits only digits
+	}
+	return pids
+}
+
+// TestPrivsep: THREATS H1, H5, H9. meridian daemon started as root (the
+// test's root, without CAP_SYS_TIME) splits itself: a server and an
+// engine running as nobody, with no capability, no new privileges, a
+// seccomp filter on every thread, and no descriptor but their own; the
+// engine's client synchronizes to an upstream on loopback and the server
+// serves its time. Each child killed with SIGKILL is started again and
+// the daemon serves on; at stop, every process exits cleanly.
+func TestPrivsep(t *testing.T) {
+	t.Parallel()
+	peertest.NeedRoot(t, "privilege separation starts as root")
+	up := startUpstream(t)
+	dir := sharedDir(t)
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	addr := loopbackAddr(t)
+	sock := filepath.Join(dir, "control.sock")
+	conf := fmt.Sprintf(`[server]
+listen = ["%v"]
+local-stratum = 12
+
+[client]
+servers = ["%v iburst minpoll 3"]
+clock = "none"
+drift-file = "%s/drift"
+
+[control]
+socket = %q
+
+[privsep]
+user = "nobody"
+`, addr, up, state, sock)
+	m, _ := startMeridianStratum(t, conf, addr, 4)
+	log := m.Log()
+	pids := childPids(t, log)
+	if len(pids) != 2 || !strings.Contains(log, "msg=confined process=server") || !strings.Contains(log, "msg=confined process=engine") {
+		t.Fatalf("children %v; want a server and an engine, both confined\n%s", pids, log)
+	}
+	for name, pid := range pids {
+		checkConfined(t, name, pid)
+	}
+	if code, out, _ := runArgs(t, "sources", "--socket", sock); code != exitOK || !strings.Contains(out, "selected") {
+		t.Errorf("meridian sources through the engine's control socket = %d\n%s", code, out)
+	}
+
+	// Kill each child: it is started again, and the daemon serves on.
+	for _, name := range []string{"server", "engine"} {
+		old := childPids(t, m.Log())[name]
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(serveWait)
+		for childPids(t, m.Log())[name] == old {
+			if time.Now().After(deadline) {
+				t.Fatalf("the %s was not started again within %v\n%s", name, serveWait, m.Log())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		waitStratum(t, addr, 4)
+		t.Logf("%s killed (pid %d), started again (pid %d), serving stratum 4", name, old, childPids(t, m.Log())[name])
+	}
+	m.Stop(t)
+	log = m.Log()
+	if strings.Count(log, "msg=stopped process=server") < 1 || strings.Contains(log, "bad system call") {
+		t.Errorf("log after stop:\n%s\nwant the server's stop line and no process killed by its filter", log)
+	}
+}
+
+// checkConfined checks every thread of process pid (the child name) as
+// /proc shows it (H1), and its descriptors (H5).
+func checkConfined(t *testing.T, name string, pid int) {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("%s: threads %v, %v", name, tasks, err)
+	}
+	want := []string{"\nUid:\t65534\t65534\t65534\t65534\n", "\nGid:\t65534\t65534\t65534\t65534\n",
+		"\nCapInh:\t0000000000000000\n", "\nCapPrm:\t0000000000000000\n", "\nCapEff:\t0000000000000000\n",
+		"\nCapAmb:\t0000000000000000\n", "\nNoNewPrivs:\t1\n", "\nSeccomp:\t2\n"}
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s: %s lacks %q", name, task, strings.TrimSpace(w))
+			}
+		}
+		if !regexp.MustCompile(`(?m)^Groups:\s*$`).Match(b) {
+			t.Errorf("%s: %s has supplementary groups", name, task)
+		}
+	}
+	// Its descriptors: standard input (/dev/null), output and error (the
+	// log), sockets, and the Go runtime's own (an epoll instance, an event
+	// descriptor, the cgroup's CPU limits it reads); nothing else, not
+	// even what the test's own parent leaves open.
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+		if err != nil {
+			continue
+		}
+		targets = append(targets, target)
+		n, _ := strconv.Atoi(fd.Name())
+		switch {
+		case strings.HasPrefix(target, "socket:"), strings.HasPrefix(target, "anon_inode:"),
+			strings.HasPrefix(target, "/sys/fs/cgroup/") && strings.Contains(target, "/cpu"):
+		case n == 0 && target == "/dev/null":
+		case (n == 1 || n == 2) && strings.HasSuffix(target, ".log"):
+		default:
+			t.Errorf("%s: descriptor %d is %s", name, n, target)
+		}
+	}
+	slices.Sort(targets)
+	t.Logf("%s (pid %d): %d descriptors: %v", name, pid, len(targets), targets)
+}
+
+// startUpstream starts a Meridian server of the local clock at stratum 3
+// on loopback, unprivileged, for the daemon under test to take time from.
+func startUpstream(t *testing.T) netip.AddrPort {
+	t.Helper()
+	addr := loopbackAddr(t)
+	path := filepath.Join(t.TempDir(), "upstream.toml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("[server]\nlisten = [\"%v\"]\nlocal-stratum = 3\n", addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	peertest.StartServer(t, peertest.ServerConfig{Name: "upstream", Argv: []string{meridianBinary(t), "daemon", "--no-privsep", "--config", path}, Addr: addr})
+	return addr
+}
+
+// startMeridianStratum starts meridian daemon with conf and waits until
+// it serves stratum on addr.
+func startMeridianStratum(t *testing.T, conf string, addr netip.AddrPort, stratum uint8) (*peertest.Peer, string) {
+	t.Helper()
+	bin := meridianBinary(t)
+	// The children read the configuration as another user.
+	path := filepath.Join(sharedDir(t), "meridian.toml")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := peertest.StartServer(t, peertest.ServerConfig{Name: "meridian", Argv: []string{bin, "daemon", "--config", path}, Addr: addr})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("meridian log:\n%s", m.Log())
+		}
+	})
+	waitStratum(t, addr, stratum)
+	return m, bin
+}
+
+// waitStratum waits until the server at addr serves stratum.
+func waitStratum(t *testing.T, addr netip.AddrPort, stratum uint8) {
+	t.Helper()
+	deadline := time.Now().Add(serveWait)
+	for {
+		r := query.One(context.Background(), addr.String(), query.Config{Timeout: time.Second})
+		if r.Err == nil && r.Sample.Header.Stratum == stratum {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not serving stratum %d on %v within %v: %v %+v", stratum, addr, serveWait, r.Err, r.Sample.Header)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sharedDir returns a new directory that every user may read (t.TempDir
+// is under one only its owner may enter), removed when the test ends.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "meridian-test-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
