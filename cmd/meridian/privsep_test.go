@@ -74,6 +74,7 @@ user = "nobody"
 	for name, pid := range pids {
 		checkConfined(t, name, pid)
 	}
+	checkKeeper(t, m.Pid())
 	if code, out, _ := runArgs(t, "sources", "--socket", sock); code != exitOK || !strings.Contains(out, "selected") {
 		t.Errorf("meridian sources through the engine's control socket = %d\n%s", code, out)
 	}
@@ -98,6 +99,42 @@ user = "nobody"
 	log = m.Log()
 	if strings.Count(log, "msg=stopped process=server") < 1 || strings.Contains(log, "bad system call") {
 		t.Errorf("log after stop:\n%s\nwant the server's stop line and no process killed by its filter", log)
+	}
+}
+
+// keeperCaps are the capabilities the keeper may keep: SYS_TIME (25),
+// SETUID (7), SETGID (6), NET_BIND_SERVICE (10), KILL (5).
+const keeperCaps = 1<<25 | 1<<7 | 1<<6 | 1<<10 | 1<<5
+
+// checkKeeper checks the keeper (the parent) as /proc shows it (H6): no
+// capability beyond keeperCaps in any set, the bounding set shrunk to
+// them, no new privileges and a seccomp filter on every thread.
+func checkKeeper(t *testing.T, pid int) {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("keeper: threads %v, %v", tasks, err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+			m := regexp.MustCompile(`\n` + set + `:\t([0-9a-f]+)\n`).FindSubmatch(b)
+			if m == nil {
+				t.Fatalf("keeper: %s has no %s", task, set)
+			}
+			v, _ := strconv.ParseUint(string(m[1]), 16, 64) // the pattern admits only hex
+			if v&^keeperCaps != 0 || (set == "CapInh" || set == "CapAmb") && v != 0 {
+				t.Errorf("keeper: %s %s = %x; want within %x", task, set, v, keeperCaps)
+			}
+		}
+		for _, w := range []string{"\nNoNewPrivs:\t1\n", "\nSeccomp:\t2\n"} {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("keeper: %s lacks %q", task, strings.TrimSpace(w))
+			}
+		}
 	}
 }
 

@@ -231,6 +231,17 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 	if err != nil {
 		return err
 	}
+	// Everything is open: the keeper keeps only what it needs from here.
+	kept, err := privsep.DropKeeperCaps()
+	if err != nil {
+		closeFiles(first)
+		return err
+	}
+	if err := privsep.Confine(privsep.RoleKeeper, filterMode(cfg.Privsep.Filter)); err != nil {
+		closeFiles(first)
+		return err
+	}
+	log.Info("confined", "role", "keeper", "capabilities", fmt.Sprint(kept), "seccomp", cfg.Privsep.Filter == config.FilterKill)
 	p := parent{cfg: cfg, log: log, exe: exe, configPath: configPath, cred: cred, keeper: keeper,
 		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first}
 	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}

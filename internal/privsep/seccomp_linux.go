@@ -15,10 +15,11 @@ type Role uint8
 const (
 	RoleServer Role = iota + 1 // the NTP responders on inherited sockets
 	RoleEngine                 // the client, the control socket
+	RoleKeeper                 // the parent: the clock and the supervision of the others
 	roleEnd
 )
 
-var roleNames = [...]string{"", "server", "engine"}
+var roleNames = [...]string{"", "server", "engine", "keeper"}
 
 func (r Role) String() string {
 	if r > 0 && r < roleEnd {
@@ -66,6 +67,35 @@ var roleCalls = map[Role][]string{
 		"renameat", "renameat2", "unlinkat", "fsync", "fdatasync", "fchmod", "fchmodat", "getdents64", "umask"},
 }
 
+func init() {
+	// Filters stack and children inherit them: the keeper's must let its
+	// children do what theirs allow, and it adds its own: the clock;
+	// starting processes (clone without CLONE_THREAD, execve, changing
+	// user in the new process, its parent-death signal) and waiting for and
+	// signalling them; the socketpairs; binding the server's sockets again;
+	// its step file. It still forbids what no part of the daemon does:
+	// mount, ptrace, modules, reboot, raw and packet sockets, setting the
+	// clock by any other call than clock_adjtime.
+	keeper := []string{"clock_adjtime", "adjtimex", "execve", "wait4", "waitid", "kill", "pidfd_open",
+		"pidfd_send_signal", "setuid", "setgid", "setgroups", "setresuid", "setresgid", "prctl", "dup2", "close_range",
+		"socketpair", "chdir", "fchdir", "capget", "capset", "vfork",
+		// What a child does between execve and installing its own filter:
+		// the dynamic loader of a cgo build, the runtime's start, Landlock
+		// and the filter itself.
+		"access", "faccessat", "faccessat2", "arch_prctl", "set_tid_address", "sysinfo", "getdents64",
+		"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp"}
+	seen := map[string]bool{}
+	for _, r := range []Role{RoleServer, RoleEngine} {
+		for _, c := range roleCalls[r] {
+			if !seen[c] {
+				seen[c] = true
+				keeper = append(keeper, c)
+			}
+		}
+	}
+	roleCalls[RoleKeeper] = keeper
+}
+
 // cloneThread is the one form of clone allowed: a new thread
 // (CLONE_THREAD), never a new process.
 var cloneThread = seccomp.NameWithConditions{Name: "clone", Conditions: seccomp.ArgumentConditions{
@@ -88,9 +118,20 @@ func SeccompPolicy(role Role, mode FilterMode) (seccomp.Policy, error) {
 	if mode == FilterLog {
 		action = seccomp.ActionLog
 	}
-	names := append(append([]string(nil), runtimeCalls...), calls...)
+	var names []string
+	seen := map[string]bool{}
+	for _, c := range append(append([]string(nil), runtimeCalls...), calls...) {
+		if !seen[c] {
+			seen[c] = true
+			names = append(names, c)
+		}
+	}
 	conditional := []seccomp.NameWithConditions{cloneThread}
-	if role == RoleEngine {
+	if role == RoleKeeper {
+		names = append(names, "clone") // a new process: a child to start
+		conditional = nil
+	}
+	if role == RoleEngine || role == RoleKeeper {
 		for _, f := range socketFamilies {
 			conditional = append(conditional, seccomp.NameWithConditions{Name: "socket",
 				Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: f}}})
