@@ -19,6 +19,7 @@ import (
 	"github.com/meridian-ntp/meridian/internal/config"
 	"github.com/meridian-ntp/meridian/internal/control"
 	"github.com/meridian-ntp/meridian/internal/ntp"
+	"github.com/meridian-ntp/meridian/internal/privsep"
 	"github.com/meridian-ntp/meridian/internal/server"
 	"github.com/meridian-ntp/meridian/internal/udp"
 	"github.com/meridian-ntp/meridian/internal/xdp"
@@ -121,8 +122,17 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 		cc.Origin = origin
 		cc.Status = &d.status
 		cc.ClockName = cfg.Client.Clock.String()
-		if o.Clock != nil && cfg.Client.Clock == config.ClockKernel {
-			cc.Clock = o.Clock
+		if cfg.Client.Clock == config.ClockKernel {
+			clk := o.Clock
+			if clk == nil {
+				// One process: the keeper is a goroutine, behind the same
+				// socketpair and policy as in a split daemon.
+				var err error
+				if clk, err = d.startKeeper(ctx, cfg, log); err != nil {
+					return fail(err)
+				}
+			}
+			cc.Clock = clk
 		}
 		client = &cc
 	}
@@ -198,6 +208,30 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 		}
 	}
 	return d, nil
+}
+
+// startKeeper starts the clock keeper as a goroutine, serving until ctx
+// is done, and returns the clock the client steers through it.
+func (d *Daemon) startKeeper(ctx context.Context, cfg *config.Config, log *slog.Logger) (clock.Clock, error) {
+	k, err := newKeeper(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	mine, theirs, err := privsep.SocketPair()
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { _ = theirs.Close() })
+	d.wg.Add(1)
+	// Serve returns when the client's end is closed, at ctx's end.
+	go func() {
+		defer d.wg.Done()
+		defer mine.Close()
+		if err := k.Serve(mine); err != nil {
+			log.Error("clock keeper: stopped", "err", err)
+		}
+	}()
+	return privsep.NewKeeperClock(theirs), nil
 }
 
 // ensureProcs raises GOMAXPROCS to one more than the number of workers.
