@@ -108,7 +108,8 @@ const keeperCaps = 1<<25 | 1<<7 | 1<<6 | 1<<10 | 1<<5
 
 // checkKeeper checks the keeper (the parent) as /proc shows it (H6): no
 // capability beyond keeperCaps in any set, the bounding set shrunk to
-// them, no new privileges and a seccomp filter on every thread.
+// them, no new privileges and a seccomp filter on every thread, and no
+// network socket among its descriptors.
 func checkKeeper(t *testing.T, pid int) {
 	t.Helper()
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
@@ -134,6 +135,29 @@ func checkKeeper(t *testing.T, pid int) {
 			if !strings.Contains(string(b), w) {
 				t.Errorf("keeper: %s lacks %q", task, strings.TrimSpace(w))
 			}
+		}
+	}
+	// No network socket: none of its descriptors is an IP socket.
+	ip := map[string]bool{}
+	for _, table := range []string{"udp", "udp6", "tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue // no IPv6, say
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if f := strings.Fields(line); len(f) > 9 {
+				ip["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && ip[target] {
+			t.Errorf("keeper: descriptor %s is an IP socket (%s)", fd.Name(), target)
 		}
 	}
 }

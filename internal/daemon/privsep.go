@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/meridian-ntp/meridian/internal/clock"
@@ -246,6 +247,9 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first}
 	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}
 	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log, func(name string, pid int) {
+		if name == "engine" {
+			p.enginePid.Store(int64(pid))
+		}
 		log.Info("child started", "child", name, "pid", pid)
 	})
 }
@@ -263,6 +267,9 @@ type parent struct {
 	// start, so that a failure to bind stops the daemon at once.
 	mu    sync.Mutex
 	first []*os.File
+	// enginePid is the running engine's pid, for the keeper to kill an
+	// engine it takes for hostile.
+	enginePid atomic.Int64
 }
 
 // command returns the command of a child in role with files from fd 3.
@@ -291,9 +298,8 @@ func (p *parent) serverCommand() (*exec.Cmd, func(), error) {
 		closeFiles(files)
 		return nil, nil, err
 	}
-	all := append(files, state)
-	cmd := p.command("server", all, socketsEnv+"="+strconv.Itoa(len(files)))
-	return cmd, func() { closeFiles(all) }, nil
+	// The supervisor closes the files once the server has them.
+	return p.command("server", append(files, state), socketsEnv+"="+strconv.Itoa(len(files))), nil, nil
 }
 
 func (p *parent) engineCommand() (*exec.Cmd, func(), error) {
@@ -331,16 +337,26 @@ func (p *parent) engineCommand() (*exec.Cmd, func(), error) {
 	// then closed below), or is taken for hostile.
 	go func() {
 		defer close(done)
-		if err := p.keeper.Serve(mine); err != nil && !errors.Is(err, net.ErrClosed) {
+		switch err := p.keeper.Serve(mine); {
+		case errors.Is(err, privsep.ErrHostile):
+			// An engine that keeps asking for what it may not have is
+			// taken for compromised: it is killed, and started afresh.
+			pid := int(p.enginePid.Load())
+			p.log.Error("clock keeper: killing the engine", "pid", pid, "err", err)
+			if pid > 0 {
+				// A kill error means the engine is gone already.
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		case err != nil && !errors.Is(err, net.ErrClosed):
 			p.log.Error("clock keeper: the engine's session ended", "err", err)
 		}
 	}()
+	// The supervisor closes the files once the engine has them.
 	return p.command("engine", files, env...), func() {
 		// No request of a dead engine is carried out: its session ends
 		// with it.
 		mine.Close()
 		<-done
-		closeFiles(files)
 	}, nil
 }
 

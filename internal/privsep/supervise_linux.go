@@ -20,6 +20,9 @@ type Child struct {
 	// (with its own ExtraFiles: a new socketpair each time, say), and a
 	// function the supervisor calls once that start's process has exited
 	// (to close the parent's ends of what it was given; nil for none).
+	// The supervisor closes the command's ExtraFiles once the process has
+	// started (or failed to): they are the child's, and the parent keeps
+	// no copy of them.
 	Command func() (cmd *exec.Cmd, exited func(), err error)
 }
 
@@ -146,7 +149,12 @@ func runOnce(ctx context.Context, c Child, started func(string, int)) (string, e
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
+		err := cmd.Start()
+		for _, f := range cmd.ExtraFiles {
+			// Close errors are ignored: the child has its own copy.
+			_ = f.Close()
+		}
+		if err != nil {
 			startErr <- err
 			return
 		}
