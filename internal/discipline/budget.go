@@ -77,6 +77,21 @@ func (b *Budget) Record(utc time.Time, size time.Duration) {
 	}
 }
 
+// Remaining returns how much of the limit the steps of the last
+// StepWindow leave at utc, and false if there is no limit.
+func (b *Budget) Remaining(utc time.Time) (time.Duration, bool) {
+	if b.limit < 0 {
+		return 0, false
+	}
+	var spent time.Duration
+	for _, s := range b.steps {
+		if utc.Sub(s.At) < StepWindow {
+			spent = addSat(spent, s.Size.Abs())
+		}
+	}
+	return max(b.limit-spent, 0), true
+}
+
 // Steps returns the steps remembered, oldest first. The result is the
 // caller's.
 func (b *Budget) Steps() []Step { return slices.Clone(b.steps) }

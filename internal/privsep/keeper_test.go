@@ -242,3 +242,43 @@ func FuzzKeeperHandle(f *testing.F) {
 		}
 	})
 }
+
+// TestKeeperSlewBudget: a frequency beyond DriftPPM moves the clock as
+// steps would, and counts against the same budget: once it is spent, the
+// keeper ends the slew itself and refuses new ones and steps; a session
+// that ends takes its slew with it.
+func TestKeeperSlewBudget(t *testing.T) {
+	var mono time.Duration
+	vc := clock.NewVirtual(nil, 0)
+	k, err := NewKeeper(KeeperConfig{Clock: vc, StepBudget: 1000 * time.Second,
+		Now: func() time.Time { return lastDayNoon.Add(mono) }, Mono: func() time.Duration { return mono }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := ask(t, k, Request{Op: OpFrequency, FreqPPM: 50500}).Status; s != StatusOK {
+		t.Fatalf("a slew at 50500 ppm: %v", s)
+	}
+	mono += 10000 * time.Second // 0.05 s/s beyond the drift: 500 s
+	if s := ask(t, k, Request{Op: OpStep, Step: 600 * time.Second}).Status; s != StatusRefused {
+		t.Errorf("a step of 600 s after a slew of 500 s: %v; want refused (budget 1000 s)", s)
+	}
+	mono += 10000 * time.Second // 500 s more: the budget is spent
+	if f := ask(t, k, Request{Op: OpGetFrequency}).FreqPPM; f != DriftPPM {
+		t.Errorf("frequency once the budget is spent: %v ppm; want %v (the slew ended)", f, float64(DriftPPM))
+	}
+	if s := ask(t, k, Request{Op: OpFrequency, FreqPPM: -1000}).Status; s != StatusRefused {
+		t.Errorf("a new slew with the budget spent: %v; want refused", s)
+	}
+	if s := ask(t, k, Request{Op: OpFrequency, FreqPPM: -400}).Status; s != StatusOK {
+		t.Errorf("a drift of -400 ppm with the budget spent: %v; want set", s)
+	}
+	// A day later the budget is back; a session's end ends its slew.
+	mono += 25 * time.Hour
+	if s := ask(t, k, Request{Op: OpFrequency, FreqPPM: -20000}).Status; s != StatusOK {
+		t.Fatalf("a slew a day later: %v", s)
+	}
+	k.EndSession()
+	if f, _ := vc.Frequency(); f != -DriftPPM {
+		t.Errorf("frequency after the session ended: %v ppm; want %v", f, -float64(DriftPPM))
+	}
+}

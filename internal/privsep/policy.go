@@ -26,6 +26,14 @@ const (
 	DefaultMaxFreqPPM = 83333
 )
 
+// DriftPPM is the frequency correction that any oscillator's own error
+// can need (the kernel's frequency offset covers ±500 ppm): the keeper
+// lets the clock run at it for as long as the engine likes. What a
+// correction beyond it moves the clock (a slew) counts against the step
+// budget as a step would, so that slewing at 83333 ppm, 2 hours a day,
+// is no way around it.
+const DriftPPM = 500
+
 func (p *Policy) defaults() {
 	if p.MaxStep == 0 {
 		p.MaxStep = DefaultMaxStep
