@@ -24,8 +24,8 @@ type Config struct {
 // runs its engine and its server as processes of an unprivileged user,
 // confined, while the parent keeps only the power to steer the clock.
 type Privsep struct {
-	// Enabled splits the daemon when it is started as root (or with
-	// capabilities); without them it runs as one process either way.
+	// Enabled splits the daemon when it is started as root; otherwise it
+	// runs as one process either way.
 	Enabled bool `toml:"enabled"`
 	// User is the user the engine and the server run as.
 	User string `toml:"user"`

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/meridian-ntp/meridian/internal/clock"
 	"github.com/meridian-ntp/meridian/internal/config"
@@ -55,6 +56,9 @@ func filterMode(m config.FilterMode) privsep.FilterMode {
 	}
 	return privsep.FilterKill
 }
+
+// stateWriteWait bounds the engine's wait to hand a state to the server.
+const stateWriteWait = 10 * time.Millisecond
 
 // StartChild starts this process's part of the daemon, as its parent
 // handed it over (ChildRole), confined: Landlock and the role's seccomp
@@ -145,7 +149,10 @@ func startEngineChild(ctx context.Context, cfg *config.Config, log *slog.Logger,
 	publish := func(st *server.State) {
 		mu.Lock()
 		defer mu.Unlock()
-		// A state the server does not get is replaced by the next one.
+		// Never wait on the server: a server that does not read (dead,
+		// being restarted, or compromised) must not hold up the clock's
+		// discipline. A state it does not get is replaced by the next.
+		_ = state.SetWriteDeadline(time.Now().Add(stateWriteWait))
 		_, _ = state.Write(privsep.EncodeState(buf, st))
 	}
 	var dirs []string
@@ -246,11 +253,11 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 	p := parent{cfg: cfg, log: log, exe: exe, configPath: configPath, cred: cred, keeper: keeper,
 		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first}
 	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}
-	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log, func(name string, pid int) {
+	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log, func(name string, proc *os.Process) {
 		if name == "engine" {
-			p.enginePid.Store(int64(pid))
+			p.engine.Store(proc)
 		}
-		log.Info("child started", "child", name, "pid", pid)
+		log.Info("child started", "child", name, "pid", proc.Pid)
 	})
 }
 
@@ -267,9 +274,9 @@ type parent struct {
 	// start, so that a failure to bind stops the daemon at once.
 	mu    sync.Mutex
 	first []*os.File
-	// enginePid is the running engine's pid, for the keeper to kill an
-	// engine it takes for hostile.
-	enginePid atomic.Int64
+	// engine is the running engine, for the keeper to kill one it takes
+	// for hostile.
+	engine atomic.Pointer[os.Process]
 }
 
 // command returns the command of a child in role with files from fd 3.
@@ -341,11 +348,12 @@ func (p *parent) engineCommand() (*exec.Cmd, func(), error) {
 		case errors.Is(err, privsep.ErrHostile):
 			// An engine that keeps asking for what it may not have is
 			// taken for compromised: it is killed, and started afresh.
-			pid := int(p.enginePid.Load())
-			p.log.Error("clock keeper: killing the engine", "pid", pid, "err", err)
-			if pid > 0 {
+			// os.Process signals through a pidfd: never another process
+			// that got the pid since.
+			if proc := p.engine.Load(); proc != nil {
+				p.log.Error("clock keeper: killing the engine", "pid", proc.Pid, "err", err)
 				// A kill error means the engine is gone already.
-				_ = syscall.Kill(pid, syscall.SIGKILL)
+				_ = proc.Kill()
 			}
 		case err != nil && !errors.Is(err, net.ErrClosed):
 			p.log.Error("clock keeper: the engine's session ended", "err", err)
@@ -353,8 +361,8 @@ func (p *parent) engineCommand() (*exec.Cmd, func(), error) {
 	}()
 	// The supervisor closes the files once the engine has them.
 	return p.command("engine", files, env...), func() {
-		// No request of a dead engine is carried out: its session ends
-		// with it.
+		// Its session ends with it: no request is carried out after its
+		// death is seen, and a slew it asked for ends.
 		mine.Close()
 		<-done
 	}, nil
@@ -398,7 +406,7 @@ func lookupUser(name string) (*syscall.Credential, error) {
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil || uid == 0 {
+	if err1 != nil || err2 != nil || uid == 0 || gid == 0 {
 		return nil, fmt.Errorf("privsep.user %q: uid %s, gid %s: not an unprivileged user", name, u.Uid, u.Gid)
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil

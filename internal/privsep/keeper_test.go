@@ -282,3 +282,38 @@ func TestKeeperSlewBudget(t *testing.T) {
 		t.Errorf("frequency after the session ended: %v ppm; want %v", f, -float64(DriftPPM))
 	}
 }
+
+// TestKeeperClockLateAnswer: an answer that comes after its request
+// timed out is passed over, and the next request gets its own.
+func TestKeeperClockLateAnswer(t *testing.T) {
+	keeperEnd, engineEnd, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keeperEnd.Close()
+	defer engineEnd.Close()
+	go func() { // a slow keeper: the first answer late; returns when the test closes the pair
+		in := make([]byte, RequestLen)
+		for i := 0; ; i++ {
+			n, err := keeperEnd.Read(in)
+			if err != nil {
+				return
+			}
+			r, _ := DecodeRequest(in[:n])
+			if i == 0 {
+				time.Sleep(200 * time.Millisecond)
+			}
+			keeperEnd.Write(Response{Op: r.Op, Seq: r.Seq, FreqPPM: float64(i)}.Encode(make([]byte, ResponseLen)))
+		}
+	}()
+	kc := NewKeeperClock(engineEnd)
+	kc.Timeout = 50 * time.Millisecond
+	if _, err := kc.Frequency(); err == nil {
+		t.Fatal("first request: no timeout")
+	}
+	time.Sleep(300 * time.Millisecond) // the late answer is queued now
+	kc.Timeout = time.Second
+	if f, err := kc.Frequency(); err != nil || f != 1 {
+		t.Errorf("second request: %v, %v; want its own answer (1)", f, err)
+	}
+}

@@ -54,13 +54,21 @@ func (c *KeeperClock) do(r Request) (Response, error) {
 	if _, err := c.conn.Write(r.Encode(c.out[:])); err != nil {
 		return Response{}, fmt.Errorf("privsep: clock request: %w", err)
 	}
-	n, err := c.conn.Read(c.in[:])
-	if err != nil {
-		return Response{}, fmt.Errorf("privsep: clock request: %w", err)
-	}
-	resp, err := DecodeResponse(c.in[:n])
-	if err != nil {
-		return Response{}, err
+	var resp Response
+	for {
+		n, err := c.conn.Read(c.in[:])
+		if err != nil {
+			return Response{}, fmt.Errorf("privsep: clock request: %w", err)
+		}
+		if resp, err = DecodeResponse(c.in[:n]); err != nil {
+			return Response{}, err
+		}
+		// The late answer to an earlier request, which timed out, is
+		// passed over.
+		if int32(resp.Seq-r.Seq) < 0 {
+			continue
+		}
+		break
 	}
 	if resp.Seq != r.Seq || resp.Op != r.Op && resp.Status != StatusInvalid {
 		return Response{}, fmt.Errorf("privsep: answer %d (%v) to request %d (%v)", resp.Seq, resp.Op, r.Seq, r.Op)

@@ -2,6 +2,7 @@ package privsep
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	llsyscall "github.com/landlock-lsm/go-landlock/landlock/syscall"
@@ -12,8 +13,9 @@ var resolverFiles = []string{"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.co
 
 // Landlock confines role's file system access, for good, on every
 // thread: the server may open nothing; the engine its state directories
-// (stateDirs, read and write) and, to read only, the files the resolver
-// reads. Neither may reach a process outside its domain by
+// (stateDirs, read and write) and, to read only, the directories of the
+// files the resolver reads (/etc, and where /etc/resolv.conf links to);
+// file permissions still keep it from what its user may not read. Neither may reach a process outside its domain by
 // signal or abstract unix socket. On a kernel without Landlock it does
 // as much as the kernel can (nothing, without it) and reports the ABI
 // version it got, 0 for none.
@@ -22,7 +24,16 @@ func Landlock(role Role, stateDirs ...string) (abi int, err error) {
 	switch role {
 	case RoleServer:
 	case RoleEngine:
-		rules = append(rules, landlock.ROFiles(resolverFiles...).IgnoreIfMissing())
+		// The directories, not just the files: a network manager replaces
+		// /etc/resolv.conf by renaming a new file over it, and a rule on
+		// a file holds only for the file it named.
+		dirs := []string{"/etc"}
+		for _, f := range resolverFiles {
+			if real, err := filepath.EvalSymlinks(f); err == nil && filepath.Dir(real) != "/etc" {
+				dirs = append(dirs, filepath.Dir(real))
+			}
+		}
+		rules = append(rules, landlock.RODirs(dirs...).IgnoreIfMissing())
 		for _, d := range stateDirs {
 			if d != "" {
 				rules = append(rules, landlock.RWDirs(d))

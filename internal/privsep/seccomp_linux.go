@@ -74,8 +74,8 @@ func init() {
 	// user in the new process, its parent-death signal) and waiting for and
 	// signalling them; the socketpairs; binding the server's sockets again;
 	// its step file. It still forbids what no part of the daemon does:
-	// mount, ptrace, modules, reboot, raw and packet sockets, setting the
-	// clock by any other call than clock_adjtime.
+	// mount, ptrace, modules, reboot, packet sockets, setting the clock by
+	// any other call than clock_adjtime and adjtimex.
 	keeper := []string{"clock_adjtime", "adjtimex", "execve", "wait4", "waitid", "kill", "pidfd_open",
 		"pidfd_send_signal", "setuid", "setgid", "setgroups", "setresuid", "setresgid", "prctl", "dup2", "close_range",
 		"socketpair", "chdir", "fchdir", "capget", "capset", "vfork",
@@ -101,10 +101,17 @@ func init() {
 var cloneThread = seccomp.NameWithConditions{Name: "clone", Conditions: seccomp.ArgumentConditions{
 	{Argument: 0, Operation: seccomp.BitsSet, Value: unix.CLONE_THREAD}}}
 
-// socketFamilies are the families the engine may open sockets of: IPv4
-// and IPv6 (requests, DNS) and unix (its control socket); never a raw or
-// packet socket.
-var socketFamilies = []uint64{unix.AF_INET, unix.AF_INET6, unix.AF_UNIX}
+// nameVMA is the one prctl the children may make: the Go runtime names
+// its memory areas (PR_SET_VMA) as its heap grows, on kernels that
+// support it.
+var nameVMA = seccomp.NameWithConditions{Name: "prctl", Conditions: seccomp.ArgumentConditions{
+	{Argument: 0, Operation: seccomp.Equal, Value: unix.PR_SET_VMA}}}
+
+// socketFamilies are the families the engine (and the keeper) may open
+// sockets of: IPv4 and IPv6 (requests, DNS), unix (the control socket)
+// and netlink (Go's net package asks the kernel for an interface's index
+// that way, for an IPv6 address with a zone); never a packet socket.
+var socketFamilies = []uint64{unix.AF_INET, unix.AF_INET6, unix.AF_UNIX, unix.AF_NETLINK}
 
 // SeccompPolicy returns the seccomp policy of role: its calls and the
 // runtime's allowed, every other call killing the process (or logged,
@@ -126,9 +133,11 @@ func SeccompPolicy(role Role, mode FilterMode) (seccomp.Policy, error) {
 			names = append(names, c)
 		}
 	}
-	conditional := []seccomp.NameWithConditions{cloneThread}
+	conditional := []seccomp.NameWithConditions{cloneThread, nameVMA}
 	if role == RoleKeeper {
-		names = append(names, "clone") // a new process: a child to start
+		// A new process (a child to start), and prctl for its
+		// parent-death signal.
+		names = append(names, "clone")
 		conditional = nil
 	}
 	if role == RoleEngine || role == RoleKeeper {

@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 func child(spec string) int {
 	roleName, action, _ := strings.Cut(spec, ":")
 	action, arg, _ := strings.Cut(action, ":")
+	if roleName == "fail" { // a child that cannot set itself up
+		return 1
+	}
 	// The server inherits its sockets: make one before the filter.
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -120,6 +123,14 @@ func act(action, arg string, pc net.PacketConn) error {
 		defer c.Close()
 		_, err = c.Write([]byte("ping"))
 		return err
+	case "vma": // the runtime's naming of its memory; EINVAL if the kernel cannot
+		_, err := unix.PrctlRetInt(unix.PR_SET_VMA, 0, 0, 0, 0)
+		if errors.Is(err, unix.EINVAL) {
+			err = nil
+		}
+		return err
+	case "prctl":
+		return unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
 	case "clock_settime":
 		return unix.ClockSettime(unix.CLOCK_REALTIME, &unix.Timespec{Sec: 0, Nsec: 2e9}) // nanoseconds out of range
 	case "adjtimex":
@@ -234,7 +245,7 @@ func TestSeccompForbids(t *testing.T) {
 	if !seccompSupported() {
 		t.Skip("SKIP: the kernel has no seccomp")
 	}
-	forbidden := []string{"clock_settime", "adjtimex", "settimeofday", "execve", "fork", "ptrace", "packet-socket", "mount", "setuid"}
+	forbidden := []string{"clock_settime", "adjtimex", "settimeofday", "execve", "fork", "ptrace", "packet-socket", "mount", "setuid", "prctl"}
 	for _, role := range []string{"server", "engine"} {
 		for _, action := range forbidden {
 			out, err := runChild(t, role, action)
@@ -262,7 +273,8 @@ func TestSeccompAllows(t *testing.T) {
 	if !seccompSupported() {
 		t.Skip("SKIP: the kernel has no seccomp")
 	}
-	for _, c := range []struct{ role, action string }{{"server", "work"}, {"engine", "work"}, {"engine", "dial"}, {"engine", "udp-socket"}} {
+	for _, c := range []struct{ role, action string }{{"server", "work"}, {"engine", "work"}, {"engine", "dial"}, {"engine", "udp-socket"},
+		{"server", "vma"}, {"engine", "vma"}} {
 		out, err := runChild(t, c.role, c.action)
 		if err != nil || out != c.action+": <nil>" {
 			t.Errorf("%s doing %s: %v, %q; want it done", c.role, c.action, err, out)

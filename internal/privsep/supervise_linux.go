@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"runtime"
 	"sync"
@@ -60,10 +61,13 @@ const stopWait = 10 * time.Second
 // done, when it stops them (SIGTERM, then SIGKILL after 10 s) and
 // returns nil. A child that dies is started again after a wait that
 // grows with repeated deaths, or, with Restart.Never, every child is
-// stopped and the error says which died and how. started, if set, is
-// called with each child's name and pid at every start (for tests and
-// logs).
-func Supervise(ctx context.Context, children []Child, r Restart, log *slog.Logger, started func(name string, pid int)) error {
+// stopped and the error says which died and how. A child that cannot
+// start the first time (its program cannot be run, or it exits with
+// status 1, which the daemon's children do only when they cannot set
+// themselves up) stops everything too: that is an installation's fault,
+// which restarting does not mend. started, if set, is called with each
+// child's name and process at every start (for tests and logs).
+func Supervise(ctx context.Context, children []Child, r Restart, log *slog.Logger, started func(name string, proc *os.Process)) error {
 	r.defaults()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -93,7 +97,7 @@ func Supervise(ctx context.Context, children []Child, r Restart, log *slog.Logge
 }
 
 // keep runs child c until ctx is done, restarting it as r says.
-func keep(ctx context.Context, c Child, r Restart, log *slog.Logger, started func(string, int)) error {
+func keep(ctx context.Context, c Child, r Restart, log *slog.Logger, started func(string, *os.Process)) error {
 	wait := r.MinWait
 	for first := true; ; first = false {
 		t0 := time.Now()
@@ -101,7 +105,10 @@ func keep(ctx context.Context, c Child, r Restart, log *slog.Logger, started fun
 		if ctx.Err() != nil {
 			return nil
 		}
-		if first && status == "" {
+		if first && (status == "" || status == setupFailed) {
+			if err == nil {
+				err = fmt.Errorf("%w: the %s %s", ErrChildDied, c.Name, status)
+			}
 			// It never started: an installation's fault, not a crash's.
 			log.Error("child process cannot start; stopping", "child", c.Name, "err", err)
 			return err
@@ -129,7 +136,7 @@ func keep(ctx context.Context, c Child, r Restart, log *slog.Logger, started fun
 // runOnce starts c once and waits until it exits, or until ctx is done,
 // when it stops it. It returns how the process ended, or the error that
 // kept it from starting.
-func runOnce(ctx context.Context, c Child, started func(string, int)) (string, error) {
+func runOnce(ctx context.Context, c Child, started func(string, *os.Process)) (string, error) {
 	cmd, exited, err := c.Command()
 	if err != nil {
 		return "", fmt.Errorf("privsep: %s: %w", c.Name, err)
@@ -168,7 +175,7 @@ func runOnce(ctx context.Context, c Child, started func(string, int)) (string, e
 		return "", fmt.Errorf("privsep: start the %s: %w", c.Name, err)
 	}
 	if started != nil {
-		started(c.Name, cmd.Process.Pid)
+		started(c.Name, cmd.Process)
 	}
 	var werr error
 	select {
@@ -188,6 +195,9 @@ func runOnce(ctx context.Context, c Child, started func(string, int)) (string, e
 	}
 	return describeExit(werr), nil
 }
+
+// setupFailed is how describeExit reports exit status 1.
+const setupFailed = "exited with status 1"
 
 // describeExit says how a process ended.
 func describeExit(err error) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -35,7 +36,7 @@ func TestSuperviseRestarts(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Supervise(ctx, []Child{sleeper(t, "engine", &exits)}, Restart{MinWait: 50 * time.Millisecond},
-			slog.New(slog.DiscardHandler), func(n string, pid int) { starts <- start{n, pid} })
+			slog.New(slog.DiscardHandler), func(n string, p *os.Process) { starts <- start{n, p.Pid} })
 	}()
 	first := <-starts
 	if err := syscall.Kill(first.pid, syscall.SIGKILL); err != nil {
@@ -68,7 +69,7 @@ func TestSuperviseNever(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Supervise(context.Background(), []Child{sleeper(t, "engine", &exits), sleeper(t, "server", &exits)},
-			Restart{Never: true}, slog.New(slog.DiscardHandler), func(n string, pid int) { starts <- start{n, pid} })
+			Restart{Never: true}, slog.New(slog.DiscardHandler), func(n string, p *os.Process) { starts <- start{n, p.Pid} })
 	}()
 	a, b := <-starts, <-starts
 	victim, other := a, b
@@ -89,5 +90,27 @@ func TestSuperviseNever(t *testing.T) {
 	}
 	if err := syscall.Kill(other.pid, 0); !errors.Is(err, syscall.ESRCH) || exits.Load() != 2 {
 		t.Errorf("the %s after the %s died: kill 0 = %v, %d exits; want it stopped", other.name, victim.name, err, exits.Load())
+	}
+}
+
+// TestSuperviseSetupFailure: a child that exits with status 1 at its
+// first start (it could not set itself up: its configuration unreadable,
+// say) stops the supervisor at once, even with restarts on, rather than
+// being started again for ever.
+func TestSuperviseSetupFailure(t *testing.T) {
+	c := Child{Name: "engine", Command: func() (*exec.Cmd, func(), error) {
+		return childCommand(t, "fail", "none", ""), nil, nil
+	}}
+	done := make(chan error, 1)
+	go func() {
+		done <- Supervise(context.Background(), []Child{c}, Restart{}, slog.New(slog.DiscardHandler), nil)
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrChildDied) || !strings.Contains(err.Error(), "status 1") {
+			t.Errorf("Supervise: %v; want ErrChildDied, status 1", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Supervise still restarting after 10 s")
 	}
 }
