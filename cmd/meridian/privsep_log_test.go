@@ -3,12 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/meridian-ntp/meridian/internal/peertest"
 )
@@ -32,26 +30,7 @@ func TestPrivsepLogMode(t *testing.T) {
 	if _, err := syscall.Seek(kmsg, 0, 2); err != nil {
 		t.Skipf("SKIP: the kernel's log cannot be read from its end: %v", err)
 	}
-	up := startUpstream(t)
-	dir := sharedDir(t)
-	addr := loopbackAddr(t)
-	sock := filepath.Join(dir, "control.sock")
-	conf := fmt.Sprintf(`[server]
-listen = ["%v"]
-local-stratum = 12
-
-[client]
-servers = ["%v iburst minpoll 3"]
-clock = "none"
-
-[control]
-socket = %q
-
-[privsep]
-user = "nobody"
-filter = "log"
-`, addr, up, sock)
-	m, _ := startMeridianStratum(t, conf, addr, 4)
+	m, addr, sock := startSplit(t, "log")
 	pids := map[int]bool{m.Pid(): true}
 	for _, pid := range childPids(t, m.Log()) {
 		pids[pid] = true
@@ -60,17 +39,8 @@ filter = "log"
 		t.Errorf("meridian sources = %d\n%s", code, out)
 	}
 	for _, name := range []string{"server", "engine"} {
-		old := childPids(t, m.Log())[name]
-		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(serveWait); childPids(t, m.Log())[name] == old; time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the %s was not started again", name)
-			}
-		}
-		pids[childPids(t, m.Log())[name]] = true
-		waitStratum(t, addr, 4)
+		_, pid := restartChild(t, m, addr, name)
+		pids[pid] = true
 	}
 	m.Stop(t)
 	logged := readSeccompLog(t, kmsg, pids)

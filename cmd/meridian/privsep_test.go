@@ -39,33 +39,7 @@ func childPids(t *testing.T, log string) map[string]int {
 func TestPrivsep(t *testing.T) {
 	t.Parallel()
 	peertest.NeedRoot(t, "privilege separation starts as root")
-	up := startUpstream(t)
-	dir := sharedDir(t)
-	state := filepath.Join(dir, "state")
-	if err := os.Mkdir(state, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(state, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	addr := loopbackAddr(t)
-	sock := filepath.Join(dir, "control.sock")
-	conf := fmt.Sprintf(`[server]
-listen = ["%v"]
-local-stratum = 12
-
-[client]
-servers = ["%v iburst minpoll 3"]
-clock = "none"
-drift-file = "%s/drift"
-
-[control]
-socket = %q
-
-[privsep]
-user = "nobody"
-`, addr, up, state, sock)
-	m, _ := startMeridianStratum(t, conf, addr, 4)
+	m, addr, sock := startSplit(t, "kill")
 	log := m.Log()
 	pids := childPids(t, log)
 	if len(pids) != 2 || !strings.Contains(log, "msg=confined process=server") || !strings.Contains(log, "msg=confined process=engine") {
@@ -81,19 +55,8 @@ user = "nobody"
 
 	// Kill each child: it is started again, and the daemon serves on.
 	for _, name := range []string{"server", "engine"} {
-		old := childPids(t, m.Log())[name]
-		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(serveWait)
-		for childPids(t, m.Log())[name] == old {
-			if time.Now().After(deadline) {
-				t.Fatalf("the %s was not started again within %v\n%s", name, serveWait, m.Log())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		waitStratum(t, addr, 4)
-		t.Logf("%s killed (pid %d), started again (pid %d), serving stratum 4", name, old, childPids(t, m.Log())[name])
+		old, pid := restartChild(t, m, addr, name)
+		t.Logf("%s killed (pid %d), started again (pid %d), serving stratum 4", name, old, pid)
 	}
 	m.Stop(t)
 	log = m.Log()
@@ -105,6 +68,63 @@ user = "nobody"
 // keeperCaps are the capabilities the keeper may keep: SYS_TIME (25),
 // SETUID (7), SETGID (6), NET_BIND_SERVICE (10), KILL (5).
 const keeperCaps = 1<<25 | 1<<7 | 1<<6 | 1<<10 | 1<<5
+
+// startSplit starts a daemon as root, split with its filters in filter
+// mode, its client (clock none, a drift file in a state directory of
+// nobody's) synchronized to an upstream on loopback, serving stratum 4
+// on addr, with its control socket at sock.
+func startSplit(t *testing.T, filter string) (m *peertest.Peer, addr netip.AddrPort, sock string) {
+	t.Helper()
+	up := startUpstream(t)
+	dir := sharedDir(t)
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	addr = loopbackAddr(t)
+	sock = filepath.Join(dir, "control.sock")
+	conf := fmt.Sprintf(`[server]
+listen = ["%v"]
+local-stratum = 12
+
+[client]
+servers = ["%v iburst minpoll 3"]
+clock = "none"
+drift-file = "%s/drift"
+
+[control]
+socket = %q
+
+[privsep]
+user = "nobody"
+filter = %q
+`, addr, up, state, sock, filter)
+	m, _ = startMeridianStratum(t, conf, addr, 4)
+	return m, addr, sock
+}
+
+// restartChild kills the child name of daemon m with SIGKILL, waits until
+// it is started again and the daemon serves stratum 4 on addr again, and
+// returns the old pid and the new.
+func restartChild(t *testing.T, m *peertest.Peer, addr netip.AddrPort, name string) (old, pid int) {
+	t.Helper()
+	old = childPids(t, m.Log())[name]
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(serveWait)
+	for pid = old; pid == old; pid = childPids(t, m.Log())[name] {
+		if time.Now().After(deadline) {
+			t.Fatalf("the %s was not started again within %v\n%s", name, serveWait, m.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitStratum(t, addr, 4)
+	return old, pid
+}
 
 // checkKeeper checks the keeper (the parent) as /proc shows it (H6): no
 // capability beyond keeperCaps in any set, the bounding set shrunk to
