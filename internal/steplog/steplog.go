@@ -90,6 +90,11 @@ func parseSeconds(s string) (time.Duration, bool) {
 	}
 	sec, _ := strconv.ParseInt(whole, 10, 64) // digits only, at most 10
 	ns, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+	// Checked before the product, which 10 digits of seconds would
+	// overflow.
+	if sec > MaxStepSeconds {
+		return 0, false
+	}
 	d := time.Duration(sec)*time.Second + time.Duration(ns)
 	if d > MaxStepSeconds*time.Second {
 		return 0, false

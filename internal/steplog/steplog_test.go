@@ -34,6 +34,7 @@ func TestParse(t *testing.T) {
 		"meridian-steps 1\n2026-12-02T03:04:05Z +Inf\n",
 		"meridian-steps 1\n2026-12-02T03:04:05Z +1e10\n",
 		"meridian-steps 1\n2026-12-02T03:04:05Z +99999999999\n",
+		"meridian-steps 1\n2026-12-02T03:04:05Z -9999999999.5\n", // overflows a duration
 		"meridian-steps 1\n2026-12-02T03:04:05Z +1.\n",
 		"meridian-steps 1\n2026-12-02T03:04:05Z +.5\n",
 		"meridian-steps 1\n2026-12-02T03:04:05Z +1.0000000001\n",
