@@ -39,20 +39,22 @@ func ask(t *testing.T, k *Keeper, r Request) Response {
 // TestKeeperPolicy: the keeper's own limits, whatever the engine asks.
 func TestKeeperPolicy(t *testing.T) {
 	for _, tt := range []struct {
-		name string
-		now  time.Time
-		req  Request
-		want Status
+		name    string
+		now     time.Time
+		req     Request
+		want    Status
+		changes bool // the clock's record changes
 	}{
-		{"a small frequency", lastDayNoon, Request{Op: OpFrequency, FreqPPM: -37.5}, StatusOK},
-		{"the largest frequency", lastDayNoon, Request{Op: OpFrequency, FreqPPM: DefaultMaxFreqPPM}, StatusOK},
-		{"an absurd frequency", lastDayNoon, Request{Op: OpFrequency, FreqPPM: 1e9}, StatusRefused},
-		{"a step of 999 s", lastDayNoon, Request{Op: OpStep, Step: 999 * time.Second}, StatusOK},
-		{"a step of 1001 s", lastDayNoon, Request{Op: OpStep, Step: -1001 * time.Second}, StatusRefused},
-		{"a leap on the last day", lastDayNoon, Request{Op: OpLeap, Leap: ntp.LeapDelete}, StatusOK},
-		{"a leap on another day", lastDayNoon.AddDate(0, 0, -1), Request{Op: OpLeap, Leap: ntp.LeapInsert}, StatusRefused},
-		{"disarming on any day", lastDayNoon.AddDate(0, 0, -1), Request{Op: OpLeap, Leap: ntp.LeapNone}, StatusOK},
-		{"a status", lastDayNoon, Request{Op: OpStatus, Synced: true, MaxErr: time.Millisecond}, StatusOK},
+		{"a small frequency", lastDayNoon, Request{Op: OpFrequency, FreqPPM: -37.5}, StatusOK, true},
+		{"the largest frequency", lastDayNoon, Request{Op: OpFrequency, FreqPPM: DefaultMaxFreqPPM}, StatusOK, true},
+		{"an absurd frequency", lastDayNoon, Request{Op: OpFrequency, FreqPPM: 1e9}, StatusRefused, false},
+		{"a step of 999 s", lastDayNoon, Request{Op: OpStep, Step: 999 * time.Second}, StatusOK, true},
+		{"a step of 1001 s", lastDayNoon, Request{Op: OpStep, Step: -1001 * time.Second}, StatusRefused, false},
+		{"a leap on the last day", lastDayNoon, Request{Op: OpLeap, Leap: ntp.LeapDelete}, StatusOK, true},
+		{"a leap on another day", lastDayNoon.AddDate(0, 0, -1), Request{Op: OpLeap, Leap: ntp.LeapInsert}, StatusRefused, false},
+		// Disarming is allowed any day; the record stays LeapNone.
+		{"disarming on any day", lastDayNoon.AddDate(0, 0, -1), Request{Op: OpLeap, Leap: ntp.LeapNone}, StatusOK, false},
+		{"a status", lastDayNoon, Request{Op: OpStatus, Synced: true, MaxErr: time.Millisecond}, StatusOK, true},
 	} {
 		vc := clock.NewVirtual(nil, 0)
 		k := newKeeper(t, vc, tt.now, "")
@@ -60,8 +62,8 @@ func TestKeeperPolicy(t *testing.T) {
 			t.Errorf("%s: %v; want %v", tt.name, got, tt.want)
 		}
 		r := vc.Record()
-		if changed := len(r.Steps) > 0 || r.FrequencySet > 0 || r.Leap != ntp.LeapNone || r.Synced; changed != (tt.want == StatusOK && tt.req.Leap != ntp.LeapNone || tt.want == StatusOK && tt.req.Op != OpLeap) {
-			t.Errorf("%s: clock record %+v after %v", tt.name, r, tt.want)
+		if changed := len(r.Steps) > 0 || r.FrequencySet > 0 || r.Leap != ntp.LeapNone || r.Synced; changed != tt.changes {
+			t.Errorf("%s: clock record %+v after %v; want changed: %v", tt.name, r, tt.want, tt.changes)
 		}
 	}
 }
