@@ -252,22 +252,34 @@ func ensureProcs(workers int, log *slog.Logger) {
 // are the rate limiter's, so that each worker sees every request of the
 // clients it limits.
 func (d *Daemon) listen(cfg *config.Config) error {
+	conns, err := listenConns(cfg, d.log)
+	for _, c := range conns {
+		d.conns = append(d.conns, c)
+	}
+	return err
+}
+
+// listenConns opens the sockets of every listen address; on an error it
+// closes those it opened.
+func listenConns(cfg *config.Config, log *slog.Logger) ([]*udp.Conn, error) {
 	rl := cfg.Server.RateLimit
 	lc := udp.ListenConfig{Sockets: cfg.Server.Workers, IPv4Prefix: rl.IPv4Prefix, IPv6Prefix: rl.IPv6Prefix}
+	var all []*udp.Conn
 	for _, addr := range cfg.Server.Listen {
 		conns, err := lc.Listen(addr)
 		if err != nil {
-			return fmt.Errorf("listen on %v: %w", addr, err)
+			for _, c := range all {
+				_ = c.Close() // the error below is what matters
+			}
+			return nil, fmt.Errorf("listen on %v: %w", addr, err)
 		}
 		if len(conns) > 1 && !conns[0].Steered() {
-			d.log.Warn("clients cannot be steered to one socket each: a client may get up to one rate-limit budget per socket",
+			log.Warn("clients cannot be steered to one socket each: a client may get up to one rate-limit budget per socket",
 				"address", addr, "sockets", len(conns))
 		}
-		for _, c := range conns {
-			d.conns = append(d.conns, c)
-		}
+		all = append(all, conns...)
 	}
-	return nil
+	return all, nil
 }
 
 func (d *Daemon) startProviders(ctx context.Context, cfg *config.Config, origin time.Time, precision int8, client *clientConfig) {

@@ -235,7 +235,7 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 		defer ctl.Close()
 		log.Info("control socket", "path", cfg.Control.Socket)
 	}
-	first, err := serverFiles(cfg)
+	first, err := serverFiles(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -296,7 +296,7 @@ func (p *parent) serverCommand() (*exec.Cmd, func(), error) {
 	p.mu.Unlock()
 	if files == nil {
 		var err error
-		if files, err = serverFiles(p.cfg); err != nil {
+		if files, err = serverFiles(p.cfg, p.log); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -370,23 +370,24 @@ func (p *parent) engineCommand() (*exec.Cmd, func(), error) {
 
 // serverFiles binds the server's sockets and returns them as files for a
 // child.
-func serverFiles(cfg *config.Config) ([]*os.File, error) {
-	d := &Daemon{log: slog.New(slog.DiscardHandler)}
-	if err := d.listen(cfg); err != nil {
-		d.closeConns()
+func serverFiles(cfg *config.Config, log *slog.Logger) ([]*os.File, error) {
+	conns, err := listenConns(cfg, log)
+	if err != nil {
 		return nil, err
 	}
 	var files []*os.File
-	for _, c := range d.conns {
-		f, err := c.(*udp.Conn).File()
+	for i, c := range conns {
+		f, err := c.File()
 		if err != nil {
 			closeFiles(files)
-			d.closeConns()
+			for _, c := range conns[i:] {
+				_ = c.Close() // the error below is what matters
+			}
 			return nil, err
 		}
 		files = append(files, f)
 		// The parent's own descriptor goes; the socket lives on in f.
-		_ = c.(*udp.Conn).Release()
+		_ = c.Release()
 	}
 	return files, nil
 }
