@@ -182,7 +182,7 @@ func confine(role privsep.Role, mode privsep.FilterMode, log *slog.Logger, dirs 
 	if err != nil {
 		return err
 	}
-	if err := privsep.Confine(role, mode); err != nil {
+	if err := privsep.Confine(role, mode, 0); err != nil {
 		return err
 	}
 	log.Info("confined", "role", role, "landlock_abi", abi, "seccomp", mode == privsep.FilterKill)
@@ -245,7 +245,7 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 		closeFiles(first)
 		return err
 	}
-	if err := privsep.Confine(privsep.RoleKeeper, filterMode(cfg.Privsep.Filter)); err != nil {
+	if err := privsep.Confine(privsep.RoleKeeper, filterMode(cfg.Privsep.Filter), 0); err != nil {
 		closeFiles(first)
 		return err
 	}

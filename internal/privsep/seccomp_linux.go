@@ -113,10 +113,25 @@ var nameVMA = seccomp.NameWithConditions{Name: "prctl", Conditions: seccomp.Argu
 // that way, for an IPv6 address with a zone); never a packet socket.
 var socketFamilies = []uint64{unix.AF_INET, unix.AF_INET6, unix.AF_UNIX, unix.AF_NETLINK}
 
+// Allowance widens the filters for an optional part of the daemon.
+type Allowance uint8
+
+// Allowances.
+const (
+	// AllowXDPMaps lets the server (and so the keeper, whose filter its
+	// own stacks on) use the XDP program's maps it was handed: bpf with
+	// the commands that look up and update an element and read a map's
+	// description, never one that loads a program or makes a map.
+	AllowXDPMaps Allowance = 1 << iota
+)
+
+// bpfMapCalls are the bpf commands of AllowXDPMaps.
+var bpfMapCalls = []uint64{unix.BPF_MAP_LOOKUP_ELEM, unix.BPF_MAP_UPDATE_ELEM, unix.BPF_OBJ_GET_INFO_BY_FD}
+
 // SeccompPolicy returns the seccomp policy of role: its calls and the
-// runtime's allowed, every other call killing the process (or logged,
-// in FilterLog mode).
-func SeccompPolicy(role Role, mode FilterMode) (seccomp.Policy, error) {
+// runtime's allowed (and those of allow), every other call killing the
+// process (or logged, in FilterLog mode).
+func SeccompPolicy(role Role, mode FilterMode, allow Allowance) (seccomp.Policy, error) {
 	calls, ok := roleCalls[role]
 	if !ok {
 		return seccomp.Policy{}, fmt.Errorf("privsep: no seccomp policy for role %v", role)
@@ -146,6 +161,12 @@ func SeccompPolicy(role Role, mode FilterMode) (seccomp.Policy, error) {
 				Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: f}}})
 		}
 	}
+	if allow&AllowXDPMaps != 0 && (role == RoleServer || role == RoleKeeper) {
+		for _, c := range bpfMapCalls {
+			conditional = append(conditional, seccomp.NameWithConditions{Name: "bpf",
+				Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: c}}})
+		}
+	}
 	return seccomp.Policy{DefaultAction: action, Syscalls: []seccomp.SyscallGroup{
 		{Names: names, NamesWithCondtions: conditional, Action: seccomp.ActionAllow},
 		// clone3 passes its flags in memory, where a filter cannot see
@@ -155,10 +176,10 @@ func SeccompPolicy(role Role, mode FilterMode) (seccomp.Policy, error) {
 	}}, nil
 }
 
-// Confine sets no_new_privs and installs role's seccomp filter on every
-// thread of the process (TSYNC), for good.
-func Confine(role Role, mode FilterMode) error {
-	p, err := SeccompPolicy(role, mode)
+// Confine sets no_new_privs and installs role's seccomp filter (widened
+// by allow) on every thread of the process (TSYNC), for good.
+func Confine(role Role, mode FilterMode, allow Allowance) error {
+	p, err := SeccompPolicy(role, mode, allow)
 	if err != nil {
 		return err
 	}

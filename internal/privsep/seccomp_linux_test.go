@@ -1,9 +1,11 @@
 package privsep
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,15 +56,18 @@ func child(spec string) int {
 		return 3
 	}
 	if roleName != "none" {
-		role := RoleServer
-		if roleName == "engine" {
+		role, allow := RoleServer, Allowance(0)
+		switch roleName {
+		case "engine":
 			role = RoleEngine
+		case "server+xdp":
+			allow = AllowXDPMaps
 		}
 		if _, err := Landlock(role, os.Getenv(stateEnv)); err != nil {
 			fmt.Println(err)
 			return 3
 		}
-		if err := Confine(role, FilterKill); err != nil {
+		if err := Confine(role, FilterKill, allow); err != nil {
 			fmt.Println(err)
 			return 3
 		}
@@ -131,6 +137,18 @@ func act(action, arg string, pc net.PacketConn) error {
 		return err
 	case "prctl":
 		return unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
+	case "bpf-map": // an update of a map it was not given: EBADF if the call got through
+		var attr [32]byte
+		binary.NativeEndian.PutUint32(attr[:], math.MaxUint32) // map fd -1
+		_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_MAP_UPDATE_ELEM, uintptr(unsafe.Pointer(&attr)), uintptr(len(attr)))
+		if errno == unix.EBADF {
+			return nil
+		}
+		return errno
+	case "bpf-load": // a program load with nothing in it: refused if the call got through
+		var attr [128]byte
+		_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), uintptr(len(attr)))
+		return errno
 	case "clock_settime":
 		return unix.ClockSettime(unix.CLOCK_REALTIME, &unix.Timespec{Sec: 0, Nsec: 2e9}) // nanoseconds out of range
 	case "adjtimex":
@@ -257,6 +275,12 @@ func TestSeccompForbids(t *testing.T) {
 	if out, err := runChild(t, "server", "udp-socket"); !killedBySIGSYS(err) {
 		t.Errorf("server opening a socket: %v, %q; want killed by SIGSYS (it inherits its sockets)", err, out)
 	}
+	// bpf: only with the XDP fast path's maps, and then only on maps.
+	for _, c := range []struct{ role, action string }{{"server", "bpf-map"}, {"engine", "bpf-map"}, {"server+xdp", "bpf-load"}} {
+		if out, err := runChild(t, c.role, c.action); !killedBySIGSYS(err) {
+			t.Errorf("%s doing %s: %v, %q; want killed by SIGSYS", c.role, c.action, err, out)
+		}
+	}
 	for _, action := range []string{"clock_settime", "adjtimex", "settimeofday"} {
 		out, err := runChild(t, "none", action)
 		if err != nil || !strings.Contains(out, action+": ") || strings.HasSuffix(out, ": <nil>") {
@@ -274,7 +298,7 @@ func TestSeccompAllows(t *testing.T) {
 		t.Skip("SKIP: the kernel has no seccomp")
 	}
 	for _, c := range []struct{ role, action string }{{"server", "work"}, {"engine", "work"}, {"engine", "dial"}, {"engine", "udp-socket"},
-		{"server", "vma"}, {"engine", "vma"}} {
+		{"server", "vma"}, {"engine", "vma"}, {"server+xdp", "work"}, {"server+xdp", "bpf-map"}} {
 		out, err := runChild(t, c.role, c.action)
 		if err != nil || out != c.action+": <nil>" {
 			t.Errorf("%s doing %s: %v, %q; want it done", c.role, c.action, err, out)

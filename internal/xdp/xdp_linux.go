@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -47,20 +48,33 @@ func (m Mode) flags() link.XDPAttachFlags {
 // Program is the loaded XDP program with its maps. Publish and Counters
 // are safe for concurrent use.
 type Program struct {
-	prog                                        *ebpf.Program
-	ctl, state, dests, acl4, acl6, limit, stats *ebpf.Map
-	static                                      static
+	Maps
+	prog                     *ebpf.Program
+	dests, acl4, acl6, limit *ebpf.Map
 
-	// mu guards the fields below.
+	// mu guards links.
 	mu    sync.Mutex
-	slot  uint32 // the state slot the program reads
 	links []link.Link
+}
+
+// Maps are the maps a server needs of a loaded program: the served state
+// (with the control word that points the program at one of its two
+// slots) and the counters. A process that did not load the program gets
+// them with MapFiles and OpenMaps. Publish and Counters are safe for
+// concurrent use.
+type Maps struct {
+	ctl, state, stats *ebpf.Map
+	static            static
+
+	// mu guards slot, the state slot the program reads.
+	mu   sync.Mutex
+	slot uint32
 }
 
 // Load creates the program's maps and loads the program, which does
 // nothing until it is attached. It needs CAP_BPF (root).
 func Load(c Config) (*Program, error) {
-	p := &Program{static: newStatic(c)}
+	p := &Program{Maps: Maps{static: newStatic(c)}}
 	if err := p.createMaps(c); err != nil {
 		p.Close()
 		return nil, err
@@ -143,8 +157,7 @@ func (p *Program) fillMaps(c Config) error {
 		}
 	}
 	// Until the first Publish, the program passes everything on.
-	off := static{}
-	if err := p.state.Put(uint32(0), encodeState(off, server.Unsynchronized(0), 0)); err != nil {
+	if err := p.state.Put(uint32(0), encodeState(static{}, server.Unsynchronized(0), 0)); err != nil {
 		return fmt.Errorf("XDP state: %w", err)
 	}
 	return p.ctl.Put(uint32(0), uint32(0))
@@ -158,32 +171,47 @@ func (p *Program) fds() mapFDs {
 // Publish makes the program serve st. The state is double-buffered: the
 // slot the program does not read is written, then the program is pointed
 // at it, so that no response mixes two states.
-func (p *Program) Publish(st *server.State) error {
+func (m *Maps) Publish(st *server.State) error {
 	tai, err := taiOffset()
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	next := p.slot ^ 1
-	if err := p.state.Put(next, encodeState(p.static, st, tai)); err != nil {
+	return m.put(encodeState(m.static, st, tai))
+}
+
+// Off makes the program pass every request on to the sockets, as before
+// the first Publish: for when no process publishes states any more.
+func (m *Maps) Off() error {
+	return m.put(encodeState(static{}, server.Unsynchronized(0), 0))
+}
+
+func (m *Maps) put(v [stateLen]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := m.slot ^ 1
+	if err := m.state.Put(next, v); err != nil {
 		return fmt.Errorf("XDP state: %w", err)
 	}
-	if err := p.ctl.Put(uint32(0), next); err != nil {
+	if err := m.ctl.Put(uint32(0), next); err != nil {
 		return fmt.Errorf("XDP state: %w", err)
 	}
-	p.slot = next
+	m.slot = next
 	return nil
 }
 
-// taiOffset reads CLOCK_TAI - CLOCK_REALTIME from the kernel, without
-// changing anything (adjtimex with no mode bits only reads).
+// taiOffset returns CLOCK_TAI - CLOCK_REALTIME, a whole number of
+// seconds, from the two clocks read one after the other (no call that
+// could change the clock, and none a confined server may not make).
 func taiOffset() (time.Duration, error) {
-	var tx unix.Timex
-	if _, err := unix.Adjtimex(&tx); err != nil {
+	var rt, tai unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_REALTIME, &rt); err != nil {
 		return 0, fmt.Errorf("read the TAI offset: %w", err)
 	}
-	return time.Duration(tx.Tai) * time.Second, nil
+	if err := unix.ClockGettime(unix.CLOCK_TAI, &tai); err != nil {
+		return 0, fmt.Errorf("read the TAI offset: %w", err)
+	}
+	d := time.Duration(tai.Nano() - rt.Nano())
+	return d.Round(time.Second), nil
 }
 
 // Attach attaches the program to the named interface. It is detached by
@@ -206,11 +234,11 @@ func (p *Program) Attach(ifname string, mode Mode) error {
 // Counters returns the number of requests the program decided on, by
 // verdict, summed over all CPUs. Requests passed to the sockets are
 // counted there.
-func (p *Program) Counters() (map[server.Verdict]uint64, error) {
+func (m *Maps) Counters() (map[server.Verdict]uint64, error) {
 	c := map[server.Verdict]uint64{}
 	var perCPU []uint64
 	for i := range uint32(numStats) {
-		if err := p.stats.Lookup(i, &perCPU); err != nil {
+		if err := m.stats.Lookup(i, &perCPU); err != nil {
 			return nil, fmt.Errorf("XDP counters: %w", err)
 		}
 		for _, n := range perCPU {
@@ -241,4 +269,90 @@ func (p *Program) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// MapFiles returns new descriptors of the maps a server needs, to hand
+// to another process (OpenMaps takes them there): the control word, the
+// state and the counters, in that order.
+func (p *Program) MapFiles() ([]*os.File, error) {
+	var fs []*os.File
+	for _, m := range []*ebpf.Map{p.ctl, p.state, p.stats} {
+		fd, err := unix.FcntlInt(uintptr(m.FD()), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range fs {
+				_ = f.Close() // the error below is what matters
+			}
+			return nil, fmt.Errorf("XDP maps: %w", err)
+		}
+		fs = append(fs, os.NewFile(uintptr(fd), "xdp-map"))
+	}
+	return fs, nil
+}
+
+// mapShapes are what OpenMaps expects of the files MapFiles hands over.
+var mapShapes = [3]struct {
+	name              string
+	typ               ebpf.MapType
+	key, value, count uint32
+}{
+	{"ctl", ebpf.Array, 4, 4, 1},
+	{"state", ebpf.Array, 4, stateLen, 2},
+	{"stats", ebpf.PerCPUArray, 4, 8, numStats},
+}
+
+// OpenMaps takes over the maps of a program loaded by another process
+// (MapFiles there), for a server configured with c: it closes the files
+// in any case. It checks that they are the program's maps, and reads
+// everything it will need from the filesystem now, so that the caller
+// can be denied the filesystem afterwards.
+func OpenMaps(files []*os.File, c Config) (_ *Maps, err error) {
+	var ms [3]*ebpf.Map
+	defer func() {
+		for _, f := range files {
+			_ = f.Close() // the maps hold descriptors of their own
+		}
+		if err != nil {
+			for _, m := range ms {
+				if m != nil {
+					_ = m.Close() // the error returned is what matters
+				}
+			}
+		}
+	}()
+	if len(files) != len(mapShapes) {
+		return nil, fmt.Errorf("XDP maps: %d descriptors; want %d", len(files), len(mapShapes))
+	}
+	for i, f := range files {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("XDP maps: %w", err)
+		}
+		if ms[i], err = ebpf.NewMapFromFD(fd); err != nil {
+			return nil, fmt.Errorf("XDP map %s: %w", mapShapes[i].name, err)
+		}
+		w := mapShapes[i]
+		if m := ms[i]; m.Type() != w.typ || m.KeySize() != w.key || m.ValueSize() != w.value || m.MaxEntries() != w.count {
+			return nil, fmt.Errorf("XDP map %s: a %v map of %d entries of %d-byte keys and %d-byte values; want %v, %d, %d, %d",
+				w.name, m.Type(), m.MaxEntries(), m.KeySize(), m.ValueSize(), w.typ, w.count, w.key, w.value)
+		}
+	}
+	// The counters of every CPU are read at once: the number of CPUs
+	// comes from a file in /sys, read once and kept.
+	if _, err := ebpf.PossibleCPU(); err != nil {
+		return nil, fmt.Errorf("XDP maps: %w", err)
+	}
+	m := &Maps{ctl: ms[0], state: ms[1], stats: ms[2], static: newStatic(c)}
+	if err := m.ctl.Lookup(uint32(0), &m.slot); err != nil {
+		return nil, fmt.Errorf("XDP map ctl: %w", err)
+	}
+	if m.slot > 1 {
+		return nil, fmt.Errorf("XDP map ctl: slot %d", m.slot)
+	}
+	return m, nil
+}
+
+// Close closes the maps (the program, if another process holds it, goes
+// on with the last state published).
+func (m *Maps) Close() error {
+	return errors.Join(m.ctl.Close(), m.state.Close(), m.stats.Close())
 }

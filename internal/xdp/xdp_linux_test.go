@@ -7,11 +7,13 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/meridian-ntp/meridian/internal/ntp"
 	"github.com/meridian-ntp/meridian/internal/peertest"
@@ -238,6 +240,84 @@ func TestLeapPasses(t *testing.T) {
 	p := load(t, Config{}, nil)
 	if action, _, _, _ := run(t, p, frame{src: client4, dst: serve4, payload: request(4, 3, 6)}.build()); action != xdpPass {
 		t.Errorf("unpublished: action %d; want pass", action)
+	}
+}
+
+// TestOpenMaps hands the maps of a loaded program over as files, as to a
+// server process: states published through them are what the program
+// serves, its counts are read through them, Off turns it back into a
+// pass-through, and files that are not the program's maps are refused.
+func TestOpenMaps(t *testing.T) {
+	c := Config{}
+	p := load(t, c, nil)
+	c.Dests = []netip.AddrPort{serve4, serve6}
+	files, err := p.MapFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := OpenMaps(files, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	in := frame{src: client4, dst: serve4, payload: request(4, 3, 6)}.build()
+	resp := server.NewResponder(server.Config{})
+	for range 3 { // both slots, and back
+		st := synced()
+		if err := m.Publish(st); err != nil {
+			t.Fatal(err)
+		}
+		if !check(t, p, c, resp, st, in) {
+			t.Fatal("the program did not answer after a state published through handed-over maps")
+		}
+	}
+	got, err := m.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[server.Answered] != 3 {
+		t.Errorf("counters through the handed-over maps: %v; want %d answered", got, 3)
+	}
+	if err := m.Off(); err != nil {
+		t.Fatal(err)
+	}
+	if action, _, _, _ := run(t, p, in); action != xdpPass {
+		t.Errorf("after Off: action %d; want pass", action)
+	}
+	// The program's own handle still publishes: it reads nothing stale.
+	if err := p.Publish(synced()); err != nil {
+		t.Fatal(err)
+	}
+	files, err = p.MapFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files[0], files[1] = files[1], files[0]
+	if _, err := OpenMaps(files, c); err == nil || !strings.Contains(err.Error(), "XDP map ctl") {
+		t.Errorf("OpenMaps with the state map first: %v; want an error about map ctl", err)
+	}
+	files, err = p.MapFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenMaps(files[:2], c); err == nil {
+		t.Error("OpenMaps with two files: no error")
+	}
+}
+
+// TestTAIOffset: the offset read from the two clocks is the kernel's own
+// (adjtimex, only read).
+func TestTAIOffset(t *testing.T) {
+	got, err := taiOffset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tx unix.Timex
+	if _, err := unix.Adjtimex(&tx); err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Duration(tx.Tai) * time.Second; got != want {
+		t.Errorf("taiOffset = %v; the kernel says %v", got, want)
 	}
 }
 
