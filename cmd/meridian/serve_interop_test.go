@@ -48,6 +48,14 @@ const (
 // when t ends.
 func startMeridian(t *testing.T, conf string, addr netip.AddrPort, netns bool, stratum uint8) (*peertest.Peer, string) {
 	t.Helper()
+	m, bin, _ := startMeridianCounted(t, conf, addr, netns, stratum)
+	return m, bin
+}
+
+// startMeridianCounted is startMeridian, and also returns the number of
+// queries it sent before the daemon served stratum.
+func startMeridianCounted(t *testing.T, conf string, addr netip.AddrPort, netns bool, stratum uint8) (*peertest.Peer, string, int) {
+	t.Helper()
 	bin := meridianBinary(t)
 	// As root, the daemon separates its privileges, its children running
 	// as nobody: they read the configuration too.
@@ -77,8 +85,10 @@ func startMeridian(t *testing.T, conf string, addr netip.AddrPort, netns bool, s
 	// The sockets are bound a moment before the served state is
 	// published: wait for it, so that no client sees the first instant.
 	deadline := time.Now().Add(serveWait)
+	queries := 0
 	for {
 		rs, raw := runQueryJSON(t, m, bin, "--timeout", "1s", addr.String())
+		queries++
 		if rs[0].OK && rs[0].Stratum == stratum {
 			break
 		}
@@ -88,7 +98,7 @@ func startMeridian(t *testing.T, conf string, addr netip.AddrPort, netns bool, s
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("meridian %s serving on %v (network namespace of its own: %v)", m.Version, addr, netns)
-	return m, bin
+	return m, bin, queries
 }
 
 // localServerConf returns the configuration of a server of the local clock

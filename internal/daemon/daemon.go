@@ -31,7 +31,8 @@ type Daemon struct {
 	conns   []batchConn
 	workers []*worker
 	served  Served
-	xdp     *xdp.Program // the fast path, or nil
+	xdp     *xdp.Program // the fast path, if loaded here
+	xdpMaps *xdp.Maps    // the fast path's served state and counts, or nil
 
 	// status is the client's last status, for the control socket.
 	status atomic.Pointer[clientStatus]
@@ -64,6 +65,9 @@ type Options struct {
 	// States brings the engine's served states (Role server); once it is
 	// closed, the last state stays served.
 	States <-chan *server.State
+	// XDPMaps are the maps of the XDP fast path that the parent loaded
+	// and attached (Role server); nil: none.
+	XDPMaps *xdp.Maps
 	// Control is the control socket's listener, handed over (Role
 	// engine); nil: none.
 	Control net.Listener
@@ -109,10 +113,16 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 	}
 	ensureProcs(len(d.conns), log)
 	acl := server.NewACL(cfg.Server.Access.Allow, cfg.Server.Access.Deny)
-	if len(cfg.Server.XDP.Interfaces) > 0 && o.Role == RoleAll {
-		if err := d.loadXDP(cfg, acl); err != nil {
+	switch {
+	case o.Role == RoleServer && o.XDPMaps != nil:
+		d.useXDP(o.XDPMaps)
+	case o.Role == RoleAll && len(cfg.Server.XDP.Interfaces) > 0:
+		p, err := loadXDP(cfg, acl)
+		if err != nil {
 			return fail(err)
 		}
+		d.xdp = p
+		d.useXDP(&p.Maps)
 	}
 	origin := time.Now()
 	precision := measurePrecision()
@@ -163,6 +173,8 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 	}
 	switch o.Role {
 	case RoleServer:
+		// The first state goes to the fast path too: it may still hold
+		// what a server before this one served.
 		d.served.Store(server.Unsynchronized(precision))
 		d.wg.Add(1)
 		// The relay returns when States is closed or ctx is done.
@@ -189,7 +201,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 	if o.Role != RoleEngine {
 		err := d.startWorkers(cfg, acl, origin)
 		if err == nil && d.xdp != nil {
-			err = d.attachXDP(cfg)
+			err = attachXDP(d.xdp, cfg, log)
 		}
 		if err != nil {
 			return fail(err)
@@ -357,13 +369,20 @@ func (d *Daemon) startWorkers(cfg *config.Config, acl *server.ACL, origin time.T
 	return nil
 }
 
-// close detaches the fast path and closes the sockets.
+// close detaches the fast path (or lets go of its maps, if another
+// process loaded it) and closes the sockets.
 func (d *Daemon) close() {
-	if d.xdp != nil {
+	if d.xdpMaps != nil {
 		d.xdpMu.Lock()
 		if d.xdpFinal == nil {
 			d.xdpFinal = d.xdpCounters()
-			if err := d.xdp.Close(); err != nil {
+			var err error
+			if d.xdp != nil {
+				err = d.xdp.Close()
+			} else {
+				err = d.xdpMaps.Close()
+			}
+			if err != nil {
 				d.log.Warn("XDP fast path: close", "err", err)
 			}
 		}
@@ -420,7 +439,7 @@ func (d *Daemon) Stats() Stats {
 		s.SendErrors += w.sendErrors.Load()
 		s.Truncated += w.truncated.Load()
 	}
-	if d.xdp != nil {
+	if d.xdpMaps != nil {
 		d.xdpMu.Lock()
 		c := d.xdpFinal
 		if c == nil {
@@ -439,7 +458,7 @@ func (d *Daemon) Stats() Stats {
 
 // xdpCounters reads the fast path's counts; it never returns nil.
 func (d *Daemon) xdpCounters() map[server.Verdict]uint64 {
-	c, err := d.xdp.Counters()
+	c, err := d.xdpMaps.Counters()
 	if err != nil {
 		d.log.Warn("XDP fast path: counters", "err", err)
 		return map[server.Verdict]uint64{}

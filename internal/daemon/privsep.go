@@ -23,16 +23,19 @@ import (
 	"github.com/meridian-ntp/meridian/internal/privsep"
 	"github.com/meridian-ntp/meridian/internal/server"
 	"github.com/meridian-ntp/meridian/internal/udp"
+	"github.com/meridian-ntp/meridian/internal/xdp"
 	"golang.org/x/sys/unix"
 )
 
 // The environment of a child process of privilege separation, and its
 // descriptors: the server's UDP sockets from fd 3, then its end of the
-// state socketpair; the engine's end of the keeper's socketpair at fd 3,
-// of the state socketpair at 4, and the control socket's listener at 5.
+// state socketpair, then the XDP fast path's maps (xdp.MapFiles); the
+// engine's end of the keeper's socketpair at fd 3, of the state
+// socketpair at 4, and the control socket's listener at 5.
 const (
 	roleEnv    = "MERIDIAN_PRIVSEP_ROLE"    // "server" or "engine"
 	socketsEnv = "MERIDIAN_PRIVSEP_SOCKETS" // the server's number of UDP sockets
+	xdpEnv     = "MERIDIAN_PRIVSEP_XDP"     // the server's number of XDP maps
 	controlEnv = "MERIDIAN_PRIVSEP_CONTROL" // "1" if the engine has a control listener
 	firstFD    = 3
 )
@@ -90,16 +93,50 @@ func startServerChild(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		}
 		conns = append(conns, c)
 	}
+	closeConns := func() {
+		for _, c := range conns {
+			_ = c.Close() // the error at hand is what matters
+		}
+	}
 	state, err := fileConn(firstFD+n, "state")
 	if err != nil {
+		closeConns()
 		return nil, err
+	}
+	var maps *xdp.Maps
+	var allow privsep.Allowance
+	if env := os.Getenv(xdpEnv); env != "" {
+		if maps, err = openXDPMaps(cfg, env, firstFD+n+1); err != nil {
+			closeConns()
+			_ = state.Close()
+			return nil, err
+		}
+		allow = privsep.AllowXDPMaps
 	}
 	states := make(chan *server.State, 1)
 	go readStates(state, states, log) // returns when state is closed
 	context.AfterFunc(ctx, func() { _ = state.Close() })
-	return StartWith(ctx, cfg, log, Options{Role: RoleServer, Conns: conns, States: states, Confine: func() error {
-		return confine(privsep.RoleServer, mode, log)
-	}})
+	return StartWith(ctx, cfg, log, Options{Role: RoleServer, Conns: conns, States: states, XDPMaps: maps,
+		Confine: func() error { return confine(privsep.RoleServer, mode, allow, log) }})
+}
+
+// openXDPMaps takes the XDP fast path's maps, handed over as env
+// descriptors from fd.
+func openXDPMaps(cfg *config.Config, env string, fd int) (*xdp.Maps, error) {
+	n, err := strconv.Atoi(env)
+	if err != nil || n < 1 || n > 16 {
+		return nil, fmt.Errorf("privsep: %s=%q", xdpEnv, env)
+	}
+	files := make([]*os.File, n)
+	for i := range files {
+		files[i] = os.NewFile(uintptr(fd+i), "xdp-map")
+	}
+	acl := server.NewACL(cfg.Server.Access.Allow, cfg.Server.Access.Deny)
+	m, err := xdp.OpenMaps(files, xdpConfig(cfg, acl, nil))
+	if err != nil {
+		return nil, fmt.Errorf("privsep: %w", err)
+	}
+	return m, nil
 }
 
 // readStates reads served-state messages from conn until it is closed,
@@ -162,7 +199,7 @@ func startEngineChild(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		}
 	}
 	return StartWith(ctx, cfg, log, Options{Role: RoleEngine, Control: ln, Clock: privsep.NewKeeperClock(keeper),
-		Publish: publish, Confine: func() error { return confine(privsep.RoleEngine, mode, log, dirs...) }})
+		Publish: publish, Confine: func() error { return confine(privsep.RoleEngine, mode, 0, log, dirs...) }})
 }
 
 // fileConn returns the socket at descriptor fd as a net.Conn.
@@ -177,12 +214,12 @@ func fileConn(fd int, name string) (net.Conn, error) {
 }
 
 // confine applies Landlock and the role's seccomp filter.
-func confine(role privsep.Role, mode privsep.FilterMode, log *slog.Logger, dirs ...string) error {
+func confine(role privsep.Role, mode privsep.FilterMode, allow privsep.Allowance, log *slog.Logger, dirs ...string) error {
 	abi, err := privsep.Landlock(role, dirs...)
 	if err != nil {
 		return err
 	}
-	if err := privsep.Confine(role, mode, 0); err != nil {
+	if err := privsep.Confine(role, mode, allow); err != nil {
 		return err
 	}
 	log.Info("confined", "role", role, "landlock_abi", abi, "seccomp", mode == privsep.FilterKill)
@@ -206,9 +243,6 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 	cred, err := lookupUser(cfg.Privsep.User)
 	if err != nil {
 		return err
-	}
-	if len(cfg.Server.XDP.Interfaces) > 0 {
-		return errors.New("privsep: the XDP fast path does not run with privilege separation yet; run meridian daemon --no-privsep")
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -239,19 +273,36 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 	if err != nil {
 		return err
 	}
+	// The XDP fast path is loaded and attached here, while this process
+	// may; it passes every request on to the sockets until the server,
+	// which gets its maps, publishes a state.
+	var prog *xdp.Program
+	var allow privsep.Allowance
+	if len(cfg.Server.XDP.Interfaces) > 0 {
+		if prog, err = startXDP(cfg, log); err != nil {
+			closeFiles(first)
+			return err
+		}
+		defer func() {
+			if err := prog.Close(); err != nil {
+				log.Warn("XDP fast path: close", "err", err)
+			}
+		}()
+		allow = privsep.AllowXDPMaps
+	}
 	// Everything is open: the keeper keeps only what it needs from here.
 	kept, err := privsep.DropKeeperCaps()
 	if err != nil {
 		closeFiles(first)
 		return err
 	}
-	if err := privsep.Confine(privsep.RoleKeeper, filterMode(cfg.Privsep.Filter), 0); err != nil {
+	if err := privsep.Confine(privsep.RoleKeeper, filterMode(cfg.Privsep.Filter), allow); err != nil {
 		closeFiles(first)
 		return err
 	}
 	log.Info("confined", "role", "keeper", "capabilities", fmt.Sprint(kept), "seccomp", cfg.Privsep.Filter == config.FilterKill)
 	p := parent{cfg: cfg, log: log, exe: exe, configPath: configPath, cred: cred, keeper: keeper,
-		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first}
+		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first, xdp: prog}
 	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}
 	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log, func(name string, proc *os.Process) {
 		if name == "engine" {
@@ -277,6 +328,8 @@ type parent struct {
 	// engine is the running engine, for the keeper to kill one it takes
 	// for hostile.
 	engine atomic.Pointer[os.Process]
+	// xdp is the XDP fast path, or nil.
+	xdp *xdp.Program
 }
 
 // command returns the command of a child in role with files from fd 3.
@@ -305,8 +358,30 @@ func (p *parent) serverCommand() (*exec.Cmd, func(), error) {
 		closeFiles(files)
 		return nil, nil, err
 	}
+	env := []string{socketsEnv + "=" + strconv.Itoa(len(files))}
+	files = append(files, state)
+	var exited func()
+	if p.xdp != nil {
+		maps, err := p.xdp.MapFiles()
+		if err != nil {
+			closeFiles(files)
+			return nil, nil, err
+		}
+		files = append(files, maps...)
+		env = append(env, xdpEnv+"="+strconv.Itoa(len(maps)))
+		exited = func() {
+			// No one publishes to the fast path until the next server
+			// does: it passes requests on to the sockets (which no one
+			// answers either) rather than serve a state that ages.
+			if err := p.xdp.Off(); err != nil {
+				p.log.Error("XDP fast path: cannot turn it off after the server's exit", "err", err)
+				return
+			}
+			p.log.Info("XDP fast path off until the next server publishes")
+		}
+	}
 	// The supervisor closes the files once the server has them.
-	return p.command("server", append(files, state), socketsEnv+"="+strconv.Itoa(len(files))), nil, nil
+	return p.command("server", files, env...), exited, nil
 }
 
 func (p *parent) engineCommand() (*exec.Cmd, func(), error) {

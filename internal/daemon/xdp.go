@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -11,44 +12,63 @@ import (
 	"github.com/meridian-ntp/meridian/internal/xdp"
 )
 
-// loadXDP loads the XDP fast path for cfg and makes every stored state
-// reach it. It is attached by attachXDP, once the first state is in.
-func (d *Daemon) loadXDP(cfg *config.Config, acl *server.ACL) error {
-	x := cfg.Server.XDP
-	dests, err := xdpDests(cfg.Server.Listen, x.Interfaces)
+// loadXDP loads the XDP fast path for cfg. It is attached by attachXDP.
+func loadXDP(cfg *config.Config, acl *server.ACL) (*xdp.Program, error) {
+	dests, err := xdpDests(cfg.Server.Listen, cfg.Server.XDP.Interfaces)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return xdp.Load(xdpConfig(cfg, acl, dests))
+}
+
+// xdpConfig returns the fast path's configuration, answering on dests.
+func xdpConfig(cfg *config.Config, acl *server.ACL, dests []netip.AddrPort) xdp.Config {
 	xc := xdp.Config{Dests: dests, ACL: acl, DenyKoD: cfg.Server.Access.DenyAction == config.KoD}
 	if rl := cfg.Server.RateLimit; rl.Enabled {
 		xc.Limit = &server.LimitConfig{Interval: rl.Interval, Burst: rl.Burst, Leak: limiterLeak(rl.Leak),
 			KoD: rl.Action == config.KoD, TableSize: rl.TableSize, IPv4Prefix: rl.IPv4Prefix, IPv6Prefix: rl.IPv6Prefix}
 	}
-	p, err := xdp.Load(xc)
+	return xc
+}
+
+// startXDP loads the fast path and attaches it, for a parent of
+// privilege separation: it passes every request on until a state is
+// published through its maps.
+func startXDP(cfg *config.Config, log *slog.Logger) (*xdp.Program, error) {
+	p, err := loadXDP(cfg, server.NewACL(cfg.Server.Access.Allow, cfg.Server.Access.Deny))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	d.xdp = p
+	if err := attachXDP(p, cfg, log); err != nil {
+		_ = p.Close() // the error at hand is what matters
+		return nil, err
+	}
+	return p, nil
+}
+
+// useXDP makes every stored state reach the fast path through m, and the
+// fast path's counts the daemon's.
+func (d *Daemon) useXDP(m *xdp.Maps) {
+	d.xdpMaps = m
 	var failed atomic.Bool
 	d.served.publish = func(st *server.State) {
 		// A failed update leaves the program serving the previous state;
 		// it is logged once, not at every renewal.
-		if err := p.Publish(st); err != nil && !failed.Swap(true) {
+		if err := m.Publish(st); err != nil && !failed.Swap(true) {
 			d.log.Error("XDP fast path: cannot update the served state", "err", err)
 		}
 	}
-	return nil
 }
 
-// attachXDP attaches the loaded program to the configured interfaces.
-func (d *Daemon) attachXDP(cfg *config.Config) error {
+// attachXDP attaches p to the configured interfaces.
+func attachXDP(p *xdp.Program, cfg *config.Config, log *slog.Logger) error {
 	mode := map[config.XDPMode]xdp.Mode{config.XDPAuto: xdp.Auto, config.XDPNative: xdp.Native,
 		config.XDPGeneric: xdp.Generic}[cfg.Server.XDP.Mode]
 	for _, name := range cfg.Server.XDP.Interfaces {
-		if err := d.xdp.Attach(name, mode); err != nil {
+		if err := p.Attach(name, mode); err != nil {
 			return err
 		}
-		d.log.Info("XDP fast path attached", "interface", name, "mode", cfg.Server.XDP.Mode)
+		log.Info("XDP fast path attached", "interface", name, "mode", cfg.Server.XDP.Mode)
 	}
 	return nil
 }

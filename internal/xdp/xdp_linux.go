@@ -66,9 +66,8 @@ type Maps struct {
 	ctl, state, stats *ebpf.Map
 	static            static
 
-	// mu guards slot, the state slot the program reads.
-	mu   sync.Mutex
-	slot uint32
+	// mu orders this process's writes of the state.
+	mu sync.Mutex
 }
 
 // Load creates the program's maps and loads the program, which does
@@ -185,17 +184,24 @@ func (m *Maps) Off() error {
 	return m.put(encodeState(static{}, server.Unsynchronized(0), 0))
 }
 
+// put writes v to the slot the program does not read, then points the
+// program at it. The slot read is asked of the map, not remembered: the
+// process that loaded the program and the server it handed the maps to
+// both write (the server while it lives, the loader after it died).
 func (m *Maps) put(v [stateLen]byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	next := m.slot ^ 1
+	var slot uint32
+	if err := m.ctl.Lookup(uint32(0), &slot); err != nil {
+		return fmt.Errorf("XDP state: %w", err)
+	}
+	next := (slot & 1) ^ 1
 	if err := m.state.Put(next, v); err != nil {
 		return fmt.Errorf("XDP state: %w", err)
 	}
 	if err := m.ctl.Put(uint32(0), next); err != nil {
 		return fmt.Errorf("XDP state: %w", err)
 	}
-	m.slot = next
 	return nil
 }
 
@@ -341,14 +347,7 @@ func OpenMaps(files []*os.File, c Config) (_ *Maps, err error) {
 	if _, err := ebpf.PossibleCPU(); err != nil {
 		return nil, fmt.Errorf("XDP maps: %w", err)
 	}
-	m := &Maps{ctl: ms[0], state: ms[1], stats: ms[2], static: newStatic(c)}
-	if err := m.ctl.Lookup(uint32(0), &m.slot); err != nil {
-		return nil, fmt.Errorf("XDP map ctl: %w", err)
-	}
-	if m.slot > 1 {
-		return nil, fmt.Errorf("XDP map ctl: slot %d", m.slot)
-	}
-	return m, nil
+	return &Maps{ctl: ms[0], state: ms[1], stats: ms[2], static: newStatic(c)}, nil
 }
 
 // Close closes the maps (the program, if another process holds it, goes
