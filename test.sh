@@ -21,6 +21,9 @@ fi
 step go vet
 go vet ./...
 
+step "go vet for arm64 (the other architecture the daemon is built for)"
+GOARCH=arm64 go vet ./...
+
 step staticcheck
 go tool staticcheck ./...
 

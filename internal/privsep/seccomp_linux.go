@@ -5,6 +5,7 @@ import (
 	"runtime"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,8 +44,11 @@ const (
 // runtimeCalls are what a Go program (runtime, scheduler, garbage
 // collector, timers, network poller, the race detector's runtime) calls
 // once it runs. Threads are made with clone and CLONE_THREAD only (see
-// cloneThread); nothing here starts a process or touches the clock.
-var runtimeCalls = []string{
+// cloneThread); nothing here starts a process or touches the clock. The
+// lists name the calls of every architecture the daemon runs on (x86-64's
+// poll and newfstatat, arm64's ppoll and fstatat, ...): a policy keeps
+// those its architecture has.
+var runtimeCalls = []string{"fstatat",
 	"read", "write", "readv", "writev", "pread64", "pwrite64", "close", "fstat", "newfstatat", "statx", "lseek",
 	"mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "mincore", "membarrier",
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "tgkill", "tkill", "getpid", "gettid", "getppid",
@@ -132,6 +136,15 @@ var bpfMapCalls = []uint64{unix.BPF_MAP_LOOKUP_ELEM, unix.BPF_MAP_UPDATE_ELEM, u
 // runtime's allowed (and those of allow), every other call killing the
 // process (or logged, in FilterLog mode).
 func SeccompPolicy(role Role, mode FilterMode, allow Allowance) (seccomp.Policy, error) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		return seccomp.Policy{}, fmt.Errorf("privsep: seccomp: %w", err)
+	}
+	return seccompPolicy(role, mode, allow, info)
+}
+
+// seccompPolicy is SeccompPolicy for the architecture info describes.
+func seccompPolicy(role Role, mode FilterMode, allow Allowance, info *arch.Info) (seccomp.Policy, error) {
 	calls, ok := roleCalls[role]
 	if !ok {
 		return seccomp.Policy{}, fmt.Errorf("privsep: no seccomp policy for role %v", role)
@@ -143,7 +156,7 @@ func SeccompPolicy(role Role, mode FilterMode, allow Allowance) (seccomp.Policy,
 	var names []string
 	seen := map[string]bool{}
 	for _, c := range append(append([]string(nil), runtimeCalls...), calls...) {
-		if !seen[c] {
+		if _, here := info.SyscallNames[c]; here && !seen[c] {
 			seen[c] = true
 			names = append(names, c)
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/sys/unix"
 )
 
@@ -158,8 +159,8 @@ func act(action, arg string, pc net.PacketConn) error {
 		return unix.Settimeofday(&unix.Timeval{Sec: -1}) // before 1970: refused
 	case "execve":
 		return unix.Exec("/bin/true", []string{"true"}, nil)
-	case "fork":
-		pid, _, errno := unix.RawSyscall(unix.SYS_FORK, 0, 0, 0)
+	case "fork": // clone without CLONE_THREAD, as fork is on every architecture
+		pid, _, errno := unix.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
 		if errno == 0 && pid == 0 {
 			unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
 		}
@@ -310,4 +311,62 @@ func TestSeccompAllows(t *testing.T) {
 func seccompSupported() bool {
 	_, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
 	return err == nil
+}
+
+// TestSeccompArches: THREATS H10 beyond this machine's architecture. The
+// policies of both architectures the daemon is built for hold only calls
+// their kernel has (an unknown name would make the filter fail to build,
+// and the daemon to stop), keep the calls the Go runtime makes there, and
+// every name in the lists is a call of one of them (a misspelt name would
+// otherwise be dropped unseen).
+func TestSeccompArches(t *testing.T) {
+	// The dynamic loader's calls are the keeper's only: its children make
+	// them before their own filter.
+	loader := map[string]bool{"arch_prctl": true, "access": true, "faccessat": true}
+	need := map[string][]string{
+		"x86_64":  {"epoll_wait", "epoll_pwait", "newfstatat", "poll", "arch_prctl", "access", "clone", "openat", "futex", "mmap", "rt_sigreturn"},
+		"aarch64": {"epoll_pwait", "fstatat", "ppoll", "pselect6", "faccessat", "dup3", "clone", "openat", "futex", "mmap", "rt_sigreturn"},
+	}
+	known := map[string]bool{}
+	for _, name := range []string{"x86_64", "aarch64"} {
+		info, err := arch.GetInfo(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c := range info.SyscallNames {
+			known[c] = true
+		}
+		for _, role := range []Role{RoleServer, RoleEngine, RoleKeeper} {
+			p, err := seccompPolicy(role, FilterKill, AllowXDPMaps, info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			have := map[string]bool{}
+			for _, g := range p.Syscalls {
+				for _, c := range g.Names {
+					have[c] = true
+				}
+				for _, c := range g.NamesWithCondtions {
+					have[c.Name] = true
+				}
+			}
+			for c := range have {
+				if _, ok := info.SyscallNames[c]; !ok {
+					t.Errorf("%s %v: %s is not a call of this architecture", name, role, c)
+				}
+			}
+			for _, c := range need[name] {
+				if !have[c] && (!loader[c] || role == RoleKeeper) {
+					t.Errorf("%s %v: %s missing", name, role, c)
+				}
+			}
+		}
+	}
+	for _, calls := range append([][]string{runtimeCalls}, roleCalls[RoleServer], roleCalls[RoleEngine], roleCalls[RoleKeeper]) {
+		for _, c := range calls {
+			if !known[c] {
+				t.Errorf("%s: no such call on x86-64 or arm64", c)
+			}
+		}
+	}
 }
