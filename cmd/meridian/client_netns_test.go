@@ -32,6 +32,7 @@ func TestClientFollowsAddressChange(t *testing.T) {
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		watch := watchFilters(t)
 		p := peertest.StartServer(t, peertest.ServerConfig{Name: name, Argv: []string{bin, "daemon", "--config", path},
 			Addr: addr, NetnsPath: "/run/netns/" + ns})
 		t.Cleanup(func() {
@@ -39,6 +40,7 @@ func TestClientFollowsAddressChange(t *testing.T) {
 				t.Logf("%s log:\n%s", name, p.Log())
 			}
 		})
+		watch(p) // its check runs before the log is shown
 		return p
 	}
 	startIn("server", nsS, localServerConf(srvAddr, 3)+"\n[privsep]\nenabled = false\n", srvAddr)
@@ -53,9 +55,7 @@ clock = "none"
 [control]
 socket = %q
 
-[privsep]
-user = "nobody"
-`, srvAddr, sock), netip.MustParseAddrPort("127.0.0.1:1123"))
+%s`, srvAddr, sock, privsepTable()), netip.MustParseAddrPort("127.0.0.1:1123"))
 
 	// answered waits until the source's reach register, seen through the
 	// control socket, shows three answered requests in a row, all sent

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,4 +77,72 @@ func readSeccompLog(t *testing.T, kmsg int, pids map[int]bool) []string {
 			out = append(out, strings.TrimSpace(string(buf[:n])))
 		}
 	}
+}
+
+// filterEnv, set to "log", runs every daemon the tests split with its
+// filters in log mode (test.sh runs this package a second time so):
+// THREATS H6, all integration tests under the filters in both modes.
+const filterEnv = "MERIDIAN_TEST_FILTER"
+
+// testFilter returns the mode of the filters of the daemons the tests
+// split: "kill", or "log" if filterEnv says so.
+func testFilter() string {
+	if os.Getenv(filterEnv) == "log" {
+		return "log"
+	}
+	return "kill"
+}
+
+// privsepTable returns the [privsep] table of a daemon the tests split:
+// its children as nobody, its filters in testFilter's mode.
+func privsepTable() string {
+	return fmt.Sprintf("[privsep]\nuser = \"nobody\"\nfilter = %q\n", testFilter())
+}
+
+// watchFilters starts reading the kernel's log, and returns the function
+// to call with the daemon once it is started: at the test's end, once the
+// daemon is stopped, the test fails if the kernel logged a call of any of
+// its processes as off its filters' lists (in log mode the call went
+// through; in kill mode the process died of it). Without the kernel's log
+// (not root), it checks nothing, except in log mode, where the test is
+// skipped: the log is all that mode shows.
+func watchFilters(t *testing.T) func(m *peertest.Peer) {
+	t.Helper()
+	kmsg, err := syscall.Open("/dev/kmsg", syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err == nil {
+		if _, err = syscall.Seek(kmsg, 0, 2); err != nil {
+			syscall.Close(kmsg)
+		}
+	}
+	if err != nil {
+		if testFilter() == "log" {
+			t.Skipf("SKIP: the filters run in log mode and the kernel's log cannot be read: %v", err)
+		}
+		return func(*peertest.Peer) {}
+	}
+	return func(m *peertest.Peer) {
+		t.Cleanup(func() {
+			defer syscall.Close(kmsg)
+			m.Stop(t)
+			pids := map[int]bool{m.Pid(): true}
+			for _, pid := range allChildPids(m.Log()) {
+				pids[pid] = true
+			}
+			if logged := readSeccompLog(t, kmsg, pids); len(logged) > 0 {
+				t.Errorf("%s: system calls off the filters' lists (%s mode), logged by the kernel:\n%s",
+					m.Name, testFilter(), strings.Join(logged, "\n"))
+			}
+		})
+	}
+}
+
+// allChildPids returns the pid of every child a split daemon's log says
+// it started.
+func allChildPids(log string) []int {
+	var pids []int
+	for _, m := range childStarted.FindAllStringSubmatch(log, -1) {
+		pid, _ := strconv.Atoi(m[2]) // the pattern admits only digits
+		pids = append(pids, pid)
+	}
+	return pids
 }

@@ -18,12 +18,16 @@ import (
 	"github.com/meridian-ntp/meridian/internal/query"
 )
 
+// childStarted is the line of a split daemon's log that says a child
+// started: its name and pid.
+var childStarted = regexp.MustCompile(`msg="child started" process=keeper child=(\w+) pid=(\d+)`)
+
 // childPids returns the pids of the server and engine children the
 // keeper's log reports started, the latest of each.
 func childPids(t *testing.T, log string) map[string]int {
 	t.Helper()
 	pids := map[string]int{}
-	for _, m := range regexp.MustCompile(`msg="child started" process=keeper child=(\w+) pid=(\d+)`).FindAllStringSubmatch(log, -1) {
+	for _, m := range childStarted.FindAllStringSubmatch(log, -1) {
 		pids[m[1]], _ = strconv.Atoi(m[2]) // the pattern admits only digits
 	}
 	return pids
@@ -260,12 +264,14 @@ func startMeridianStratum(t *testing.T, conf string, addr netip.AddrPort, stratu
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	watch := watchFilters(t)
 	m := peertest.StartServer(t, peertest.ServerConfig{Name: "meridian", Argv: []string{bin, "daemon", "--config", path}, Addr: addr})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("meridian log:\n%s", m.Log())
 		}
 	})
+	watch(m) // its check runs before the log is shown
 	waitStratum(t, addr, stratum)
 	return m, bin
 }

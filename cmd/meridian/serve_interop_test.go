@@ -60,7 +60,7 @@ func startMeridianCounted(t *testing.T, conf string, addr netip.AddrPort, netns 
 	// As root, the daemon separates its privileges, its children running
 	// as nobody: they read the configuration too.
 	if !strings.Contains(conf, "[privsep]") {
-		conf += "\n[privsep]\nuser = \"nobody\"\n"
+		conf += "\n" + privsepTable()
 	}
 	path := filepath.Join(sharedDir(t), "meridian.toml")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
@@ -70,6 +70,7 @@ func startMeridianCounted(t *testing.T, conf string, addr netip.AddrPort, netns 
 	if err != nil {
 		t.Fatalf("meridian version: %v", err)
 	}
+	watch := watchFilters(t)
 	m := peertest.StartServer(t, peertest.ServerConfig{
 		Name:    "meridian",
 		Version: strings.TrimSpace(strings.TrimPrefix(string(out), "meridian ")),
@@ -82,6 +83,7 @@ func startMeridianCounted(t *testing.T, conf string, addr netip.AddrPort, netns 
 			t.Logf("meridian log:\n%s", m.Log())
 		}
 	})
+	watch(m) // its check runs before the log is shown
 	// The sockets are bound a moment before the served state is
 	// published: wait for it, so that no client sees the first instant.
 	deadline := time.Now().Add(serveWait)

@@ -26,8 +26,8 @@ import (
 func TestServeXDP(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, privsep string }{
-		{"single", "enabled = false"},
-		{"split", `user = "nobody"`},
+		{"single", "[privsep]\nenabled = false\n"},
+		{"split", privsepTable()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -48,9 +48,7 @@ local-stratum = %d
 interfaces = ["lo"]
 mode = "generic"
 
-[privsep]
-%s
-`, stratum, privsep)
+%s`, stratum, privsep)
 	m, bin, waited := startMeridianCounted(t, conf, addr, true, stratum)
 	sent := 0
 	for _, a := range []string{"127.0.0.1:123", "[::1]:123"} {
