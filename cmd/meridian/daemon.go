@@ -11,6 +11,7 @@ import (
 
 	"github.com/meridian-ntp/meridian/internal/config"
 	"github.com/meridian-ntp/meridian/internal/daemon"
+	"github.com/meridian-ntp/meridian/internal/privsep"
 )
 
 const daemonUsage = `Usage: meridian daemon --config FILE
@@ -53,8 +54,8 @@ func runDaemon(ctx context.Context, args []string, e env) int {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: cfg.Log.Level}))
 	var d *daemon.Daemon
 	switch role := daemon.ChildRole(); {
-	case role != daemon.RoleAll:
-		log = log.With("process", roleName(role))
+	case role != privsep.RoleAll:
+		log = log.With("process", role.String())
 		d, err = daemon.StartChild(ctx, cfg, log)
 	case privsepWanted(cfg, *noPrivsep):
 		if err := daemon.RunPrivsep(ctx, cfg, *path, log.With("process", "keeper")); err != nil {
@@ -70,7 +71,7 @@ func runDaemon(ctx context.Context, args []string, e env) int {
 		return exitFailure
 	}
 	d.Wait()
-	if daemon.ChildRole() != daemon.RoleEngine {
+	if daemon.ChildRole() != privsep.RoleEngine {
 		logStats(log, d.Stats())
 	}
 	return exitOK
@@ -80,13 +81,6 @@ func runDaemon(ctx context.Context, args []string, e env) int {
 // as root, unless the configuration or the command line says not to.
 func privsepWanted(cfg *config.Config, off bool) bool {
 	return !off && cfg.Privsep.Enabled && os.Geteuid() == 0
-}
-
-func roleName(r daemon.Role) string {
-	if r == daemon.RoleServer {
-		return "server"
-	}
-	return "engine"
 }
 
 // logStats logs what the server did, once it has stopped: every verdict

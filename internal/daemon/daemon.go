@@ -57,9 +57,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, 
 // local clock), the control socket on a listener it was given, and
 // steers the clock through the keeper.
 type Options struct {
-	// Role is the part of the daemon to run: all of it (0), the server
-	// or the engine.
-	Role Role
+	// Role is the part of the daemon to run: all of it (privsep.RoleAll, the
+	// zero value), the server or the engine.
+	Role privsep.Role
 	// Conns are the server's sockets, handed over (Role server).
 	Conns []*udp.Conn
 	// States brings the engine's served states (Role server); once it is
@@ -81,16 +81,6 @@ type Options struct {
 	Confine func() error
 }
 
-// Role is a part of the daemon.
-type Role uint8
-
-// Roles.
-const (
-	RoleAll    Role = iota // one process does everything
-	RoleServer             // the NTP responders
-	RoleEngine             // the client and the control socket
-)
-
 // StartWith is Start with options.
 func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (*Daemon, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -102,11 +92,11 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 		return nil, err
 	}
 	switch o.Role {
-	case RoleAll:
+	case privsep.RoleAll:
 		if err := d.listen(cfg); err != nil {
 			return fail(err)
 		}
-	case RoleServer:
+	case privsep.RoleServer:
 		for _, c := range o.Conns {
 			d.conns = append(d.conns, c)
 		}
@@ -114,9 +104,9 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 	ensureProcs(len(d.conns), log)
 	acl := server.NewACL(cfg.Server.Access.Allow, cfg.Server.Access.Deny)
 	switch {
-	case o.Role == RoleServer && o.XDPMaps != nil:
+	case o.Role == privsep.RoleServer && o.XDPMaps != nil:
 		d.useXDP(o.XDPMaps)
-	case o.Role == RoleAll && len(cfg.Server.XDP.Interfaces) > 0:
+	case o.Role == privsep.RoleAll && len(cfg.Server.XDP.Interfaces) > 0:
 		p, err := loadXDP(cfg, acl)
 		if err != nil {
 			return fail(err)
@@ -127,7 +117,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 	origin := time.Now()
 	precision := measurePrecision()
 	var client *clientConfig
-	if cfg.Client.Enabled() && o.Role != RoleServer {
+	if cfg.Client.Enabled() && o.Role != privsep.RoleServer {
 		cc := newClientConfig(cfg, precision, log)
 		cc.Origin = origin
 		cc.Status = &d.status
@@ -147,7 +137,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 		client = &cc
 	}
 	ln := o.Control
-	if cfg.Control.Socket != "" && o.Role == RoleAll {
+	if cfg.Control.Socket != "" && o.Role == privsep.RoleAll {
 		var err error
 		if ln, err = control.Listen(cfg.Control.Socket); err != nil {
 			return fail(err)
@@ -172,7 +162,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 		log.Info("control socket", "path", cfg.Control.Socket)
 	}
 	switch o.Role {
-	case RoleServer:
+	case privsep.RoleServer:
 		// The first state goes to the fast path too: it may still hold
 		// what a server before this one served.
 		d.served.Store(server.Unsynchronized(precision))
@@ -198,7 +188,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 		}
 		d.startProviders(ctx, cfg, origin, precision, client)
 	}
-	if o.Role != RoleEngine {
+	if o.Role != privsep.RoleEngine {
 		err := d.startWorkers(cfg, acl, origin)
 		if err == nil && d.xdp != nil {
 			err = attachXDP(d.xdp, cfg, log)
@@ -214,7 +204,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 		<-ctx.Done()
 		d.close()
 	}()
-	if o.Role != RoleEngine {
+	if o.Role != privsep.RoleEngine {
 		for _, addr := range cfg.Server.Listen {
 			log.Info("serving NTP", "address", addr, "sockets", len(d.conns)/len(cfg.Server.Listen))
 		}

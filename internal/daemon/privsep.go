@@ -41,15 +41,15 @@ const (
 )
 
 // ChildRole returns the role this process was started in by a parent
-// of privilege separation, or RoleAll if none.
-func ChildRole() Role {
+// of privilege separation, or privsep.RoleAll if none.
+func ChildRole() privsep.Role {
 	switch os.Getenv(roleEnv) {
 	case "server":
-		return RoleServer
+		return privsep.RoleServer
 	case "engine":
-		return RoleEngine
+		return privsep.RoleEngine
 	}
-	return RoleAll
+	return privsep.RoleAll
 }
 
 // filterMode converts the configured seccomp mode.
@@ -69,9 +69,9 @@ const stateWriteWait = 10 * time.Millisecond
 func StartChild(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	mode := filterMode(cfg.Privsep.Filter)
 	switch ChildRole() {
-	case RoleServer:
+	case privsep.RoleServer:
 		return startServerChild(ctx, cfg, log, mode)
-	case RoleEngine:
+	case privsep.RoleEngine:
 		return startEngineChild(ctx, cfg, log, mode)
 	}
 	return nil, errors.New("privsep: not a child process")
@@ -116,7 +116,7 @@ func startServerChild(ctx context.Context, cfg *config.Config, log *slog.Logger,
 	states := make(chan *server.State, 1)
 	go readStates(state, states, log) // returns when state is closed
 	context.AfterFunc(ctx, func() { _ = state.Close() })
-	return StartWith(ctx, cfg, log, Options{Role: RoleServer, Conns: conns, States: states, XDPMaps: maps,
+	return StartWith(ctx, cfg, log, Options{Role: privsep.RoleServer, Conns: conns, States: states, XDPMaps: maps,
 		Confine: func() error { return confine(privsep.RoleServer, mode, allow, log) }})
 }
 
@@ -198,7 +198,7 @@ func startEngineChild(ctx context.Context, cfg *config.Config, log *slog.Logger,
 			dirs = append(dirs, filepath.Dir(f))
 		}
 	}
-	return StartWith(ctx, cfg, log, Options{Role: RoleEngine, Control: ln, Clock: privsep.NewKeeperClock(keeper),
+	return StartWith(ctx, cfg, log, Options{Role: privsep.RoleEngine, Control: ln, Clock: privsep.NewKeeperClock(keeper),
 		Publish: publish, Confine: func() error { return confine(privsep.RoleEngine, mode, 0, log, dirs...) }})
 }
 

@@ -9,26 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Role is one process of the split daemon.
-type Role uint8
-
-// Roles.
-const (
-	RoleServer Role = iota + 1 // the NTP responders on inherited sockets
-	RoleEngine                 // the client, the control socket
-	RoleKeeper                 // the parent: the clock and the supervision of the others
-	roleEnd
-)
-
-var roleNames = [...]string{"", "server", "engine", "keeper"}
-
-func (r Role) String() string {
-	if r > 0 && r < roleEnd {
-		return roleNames[r]
-	}
-	return "unknown"
-}
-
 // FilterMode is what a filter does with a system call off its list.
 type FilterMode uint8
 
