@@ -3,6 +3,7 @@ package privsep
 import (
 	"errors"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,6 +24,24 @@ func newKeeper(t *testing.T, vc *clock.Virtual, now time.Time, stepFile string) 
 		t.Fatal(err)
 	}
 	return k
+}
+
+// serveKeeper serves k on one end of a new socketpair, and returns the
+// clock of the engine's end, that end, and what Serve returns: when the
+// engine hangs up, or k ends the session (its end is closed then).
+func serveKeeper(t *testing.T, k *Keeper) (*KeeperClock, net.Conn, <-chan error) {
+	t.Helper()
+	keeperEnd, engineEnd, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := k.Serve(keeperEnd)
+		keeperEnd.Close()
+		done <- err
+	}()
+	return NewKeeperClock(engineEnd), engineEnd, done
 }
 
 // ask runs r through k and returns the response.
@@ -73,19 +92,8 @@ func TestKeeperPolicy(t *testing.T) {
 // budget of 1000 s a day), none of the frequencies, and its session ends
 // after MaxBad refusals in a row.
 func TestCompromisedEngine(t *testing.T) {
-	keeperEnd, engineEnd, err := SocketPair()
-	if err != nil {
-		t.Fatal(err)
-	}
 	vc := clock.NewVirtual(nil, 0)
-	k := newKeeper(t, vc, lastDayNoon, "")
-	done := make(chan error, 1)
-	go func() { // returns when the session ends, hanging up on the engine
-		err := k.Serve(keeperEnd)
-		keeperEnd.Close()
-		done <- err
-	}()
-	kc := NewKeeperClock(engineEnd)
+	kc, engineEnd, done := serveKeeper(t, newKeeper(t, vc, lastDayNoon, ""))
 	steps, refused := 0, 0
 	for range 1000 {
 		err := kc.Step(999 * time.Second)
@@ -110,7 +118,7 @@ func TestCompromisedEngine(t *testing.T) {
 
 	// Absurd frequencies and malformed datagrams change nothing either.
 	vc = clock.NewVirtual(nil, 0)
-	k = newKeeper(t, vc, lastDayNoon, "")
+	k := newKeeper(t, vc, lastDayNoon, "")
 	for _, b := range [][]byte{
 		Request{Op: OpFrequency, FreqPPM: -1e300}.Encode(make([]byte, RequestLen)),
 		Request{Op: OpFrequency, FreqPPM: math.MaxFloat64}.Encode(make([]byte, RequestLen)),
@@ -154,15 +162,8 @@ func TestKeeperStepFile(t *testing.T) {
 // TestKeeperClock: the engine's clock reaches the backend through the
 // keeper, and reads come back.
 func TestKeeperClock(t *testing.T) {
-	keeperEnd, engineEnd, err := SocketPair()
-	if err != nil {
-		t.Fatal(err)
-	}
 	vc := clock.NewVirtual(nil, 0)
-	k := newKeeper(t, vc, lastDayNoon, "")
-	done := make(chan error, 1)
-	go func() { done <- k.Serve(keeperEnd) }() // returns when engineEnd is closed
-	kc := NewKeeperClock(engineEnd)
+	kc, engineEnd, done := serveKeeper(t, newKeeper(t, vc, lastDayNoon, ""))
 	if err := kc.SetFrequency(12.5); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,6 @@ func TestKeeperClock(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Serve after the engine hung up: %v; want nil", err)
 	}
-	keeperEnd.Close()
 	if r := vc.Record(); r.Leap != ntp.LeapInsert || !r.Synced || r.MaxErr != 16*time.Second {
 		t.Errorf("clock record %+v", r)
 	}
