@@ -18,6 +18,32 @@ import (
 	"github.com/meridian-ntp/meridian/internal/query"
 )
 
+// testZone is the time zone of the daemons of startSplit: five and a
+// half hours east of UTC all year.
+const testZone = "Asia/Kolkata"
+
+// checkLogZone checks that every time in a daemon's log, the keeper's
+// and the children's, is in testZone (+05:30): the children load the
+// zone before Landlock hides its file.
+func checkLogZone(t *testing.T, log string) {
+	t.Helper()
+	if _, err := time.LoadLocation(testZone); err != nil {
+		t.Logf("no check of the log's time zone: %v", err)
+		return
+	}
+	times := regexp.MustCompile(`(?m)^time=(\S+) .*process=(\w+)`).FindAllStringSubmatch(log, -1)
+	roles := map[string]bool{}
+	for _, m := range times {
+		roles[m[2]] = true
+		if !strings.HasSuffix(m[1], "+05:30") {
+			t.Errorf("the %s logged a time of %s; want it in %s (+05:30)", m[2], m[1], testZone)
+		}
+	}
+	if !roles["keeper"] || !roles["server"] || !roles["engine"] {
+		t.Errorf("log lines with times from %v; want the keeper's, the server's and the engine's", roles)
+	}
+}
+
 // childStarted is the line of a split daemon's log that says a child
 // started: its name and pid.
 var childStarted = regexp.MustCompile(`msg="child started" process=keeper child=(\w+) pid=(\d+)`)
@@ -53,6 +79,7 @@ func TestPrivsep(t *testing.T) {
 		checkConfined(t, name, pid)
 	}
 	checkKeeper(t, m.Pid())
+	checkLogZone(t, log)
 	if code, out, _ := runArgs(t, "sources", "--socket", sock); code != exitOK || !strings.Contains(out, "selected") {
 		t.Errorf("meridian sources through the engine's control socket = %d\n%s", code, out)
 	}
@@ -106,7 +133,8 @@ socket = %q
 user = "nobody"
 filter = %q
 `, addr, up, state, sock, filter)
-	m, _ = startMeridianStratum(t, conf, addr, 4)
+	// A zone of its own, so that a child logging in UTC shows.
+	m, _ = startMeridianStratum(t, conf, addr, 4, "TZ="+testZone)
 	return m, addr, sock
 }
 
@@ -256,7 +284,7 @@ func startUpstream(t *testing.T) netip.AddrPort {
 
 // startMeridianStratum starts meridian daemon with conf and waits until
 // it serves stratum on addr.
-func startMeridianStratum(t *testing.T, conf string, addr netip.AddrPort, stratum uint8) (*peertest.Peer, string) {
+func startMeridianStratum(t *testing.T, conf string, addr netip.AddrPort, stratum uint8, env ...string) (*peertest.Peer, string) {
 	t.Helper()
 	bin := meridianBinary(t)
 	// The children read the configuration as another user.
@@ -265,7 +293,7 @@ func startMeridianStratum(t *testing.T, conf string, addr netip.AddrPort, stratu
 		t.Fatal(err)
 	}
 	watch := watchFilters(t)
-	m := peertest.StartServer(t, peertest.ServerConfig{Name: "meridian", Argv: []string{bin, "daemon", "--config", path}, Addr: addr})
+	m := peertest.StartServer(t, peertest.ServerConfig{Name: "meridian", Argv: []string{bin, "daemon", "--config", path}, Addr: addr, Env: env})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("meridian log:\n%s", m.Log())

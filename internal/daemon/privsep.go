@@ -68,6 +68,9 @@ const stateWriteWait = 10 * time.Millisecond
 // filter, applied once the descriptors are taken and the files read.
 func StartChild(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	mode := filterMode(cfg.Privsep.Filter)
+	// The log's times are local: the zone is loaded now, while its file
+	// can be read (Go loads it at its first use).
+	time.Now().Zone()
 	switch ChildRole() {
 	case privsep.RoleServer:
 		return startServerChild(ctx, cfg, log, mode)
@@ -336,6 +339,9 @@ type parent struct {
 func (p *parent) command(role string, files []*os.File, env ...string) *exec.Cmd {
 	cmd := exec.Command(p.exe, "daemon", "--config", p.configPath)
 	cmd.Env = append([]string{roleEnv + "=" + role}, env...)
+	if tz, ok := os.LookupEnv("TZ"); ok { // the children log in the parent's zone
+		cmd.Env = append(cmd.Env, "TZ="+tz)
+	}
 	cmd.ExtraFiles = files
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}

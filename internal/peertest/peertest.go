@@ -51,6 +51,7 @@ type Peer struct {
 	// underTest: the daemon is the one under test (StartServer), so
 	// needing SIGKILL to stop is a failure, not a note.
 	underTest bool
+	env       []string // added to the test's environment for the daemon
 }
 
 // Command returns a command that runs name with args where it can reach
@@ -92,6 +93,9 @@ func start(t testing.TB, p *Peer, cmd *exec.Cmd) {
 	}
 	defer out.Close() // the daemon has its own copy
 	cmd.Stdout, cmd.Stderr = out, out
+	if len(p.env) > 0 {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}

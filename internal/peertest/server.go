@@ -29,6 +29,9 @@ type ServerConfig struct {
 	// NetnsPath, if set, runs the server in that existing network
 	// namespace (such as /run/netns/NAME from VethPair) instead.
 	NetnsPath string
+	// Env is added to the test's environment for the server
+	// ("NAME=value" each).
+	Env []string
 }
 
 // StartServer starts the server c describes and returns once it has bound
@@ -54,6 +57,7 @@ func StartServer(t testing.TB, c ServerConfig) *Peer {
 		Addr:      c.Addr,
 		logPath:   filepath.Join(t.TempDir(), c.Name+".log"),
 		underTest: true,
+		env:       c.Env,
 	}
 	switch {
 	case c.NetnsPath != "":
