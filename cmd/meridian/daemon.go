@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 
 	"github.com/meridian-ntp/meridian/internal/config"
@@ -34,7 +33,7 @@ func runDaemon(ctx context.Context, args []string, e env) int {
 		fs.PrintDefaults()
 	}
 	path := fs.String("config", "", "configuration file (required)")
-	noPrivsep := fs.Bool("no-privsep", false, "run as one process even when started as root (see privsep in docs/config.md)")
+	noPrivsep := fs.Bool("no-privsep", false, "run as one process even when started as root or with capabilities (see privsep in docs/config.md)")
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -78,9 +77,10 @@ func runDaemon(ctx context.Context, args []string, e env) int {
 }
 
 // privsepWanted reports whether the daemon splits itself: when started
-// as root, unless the configuration or the command line says not to.
+// as root or with capabilities, unless the configuration or the command
+// line says not to.
 func privsepWanted(cfg *config.Config, off bool) bool {
-	return !off && cfg.Privsep.Enabled && os.Geteuid() == 0
+	return !off && cfg.Privsep.Enabled && privsep.Privileged()
 }
 
 // logStats logs what the server did, once it has stopped: every verdict

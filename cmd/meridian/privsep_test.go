@@ -334,3 +334,60 @@ func sharedDir(t *testing.T) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
+
+// TestPrivsepWithCapabilities: a daemon started as an unprivileged user
+// with CAP_NET_BIND_SERVICE in its ambient set, as systemd starts a
+// service with User= and AmbientCapabilities=, splits itself too: its
+// children run as that same user with no capability at all, the keeper
+// keeps that one capability (and clears its ambient set, so that the
+// children do not inherit it), and binds port 123 again for a server
+// killed and restarted.
+func TestPrivsepWithCapabilities(t *testing.T) {
+	t.Parallel()
+	peertest.NeedRoot(t, "starting a process as another user, with a capability, needs root")
+	setpriv := peertest.Tool(t, "setpriv")
+	bin := meridianBinary(t)
+	path := filepath.Join(sharedDir(t), "meridian.toml")
+	const stratum = 5
+	conf := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:123\"]\nlocal-stratum = %d\n\n%s", stratum, privsepTable())
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddrPort("127.0.0.1:123")
+	watch := watchFilters(t)
+	m := peertest.StartServer(t, peertest.ServerConfig{Name: "meridian", Addr: addr, Netns: true,
+		Argv: []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+			"--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service", bin, "daemon", "--config", path}})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("meridian log:\n%s", m.Log())
+		}
+	})
+	watch(m) // its check runs before the log is shown
+	waitServing(t, m, bin, addr, stratum, func() bool { return true })
+	log := m.Log()
+	pids := childPids(t, log)
+	if len(pids) != 2 || !strings.Contains(log, `capabilities=[cap_net_bind_service] bounding_set_shrunk=false`) {
+		t.Fatalf("children %v; want a server and an engine, and a keeper with CAP_NET_BIND_SERVICE alone", pids)
+	}
+	for name, pid := range pids {
+		checkConfined(t, name, pid)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"\nUid:\t65534\t65534\t65534\t65534\n", "\nCapInh:\t0000000000000000\n",
+		"\nCapPrm:\t0000000000000400\n", "\nCapEff:\t0000000000000400\n", "\nCapAmb:\t0000000000000000\n",
+		"\nNoNewPrivs:\t1\n", "\nSeccomp:\t2\n"} {
+		if !strings.Contains(string(status), w) {
+			t.Errorf("keeper: /proc/%d/status lacks %q", m.Pid(), strings.TrimSpace(w))
+		}
+	}
+	old := pids["server"]
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(t, m, bin, addr, stratum, func() bool { return childPids(t, m.Log())["server"] != old })
+	t.Logf("server %d killed; server %d serves on port 123 again", old, childPids(t, m.Log())["server"])
+}

@@ -86,21 +86,29 @@ func startMeridianCounted(t *testing.T, conf string, addr netip.AddrPort, netns 
 	watch(m) // its check runs before the log is shown
 	// The sockets are bound a moment before the served state is
 	// published: wait for it, so that no client sees the first instant.
+	queries := waitServing(t, m, bin, addr, stratum, func() bool { return true })
+	t.Logf("meridian %s serving on %v (network namespace of its own: %v)", m.Version, addr, netns)
+	return m, bin, queries
+}
+
+// waitServing queries m at addr with meridian query (in m's network
+// namespace) until it answers at stratum and done says so too, and
+// returns the number of queries sent.
+func waitServing(t *testing.T, m *peertest.Peer, bin string, addr netip.AddrPort, stratum uint8, done func() bool) int {
+	t.Helper()
 	deadline := time.Now().Add(serveWait)
 	queries := 0
 	for {
 		rs, raw := runQueryJSON(t, m, bin, "--timeout", "1s", addr.String())
 		queries++
-		if rs[0].OK && rs[0].Stratum == stratum {
-			break
+		if rs[0].OK && rs[0].Stratum == stratum && done() {
+			return queries
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("meridian never served stratum %d within %v; last reply %s", stratum, serveWait, raw)
+			t.Fatalf("%s did not serve stratum %d within %v; last reply %s", m.Name, stratum, serveWait, raw)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("meridian %s serving on %v (network namespace of its own: %v)", m.Version, addr, netns)
-	return m, bin, queries
 }
 
 // localServerConf returns the configuration of a server of the local clock

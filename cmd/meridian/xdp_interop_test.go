@@ -116,18 +116,7 @@ func xdpServerRestart(t *testing.T, m *peertest.Peer, bin string, addr netip.Add
 	if rs[0].OK && childPids(t, m.Log())["server"] == old {
 		t.Errorf("with the server dead and the fast path off, a query got %s; want no answer", raw)
 	}
-	waited := 1
-	for {
-		rs, raw := runQueryJSON(t, m, bin, "--timeout", "1s", addr.String())
-		waited++
-		if rs[0].OK && rs[0].Stratum == stratum && childPids(t, m.Log())["server"] != old {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer at stratum %d from a new server within %v; last %s", stratum, serveWait, raw)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waited := 1 + waitServing(t, m, bin, addr, stratum, func() bool { return childPids(t, m.Log())["server"] != old })
 	t.Logf("server %d killed, server %d serves; %d queries sent meanwhile", old, childPids(t, m.Log())["server"], waited)
 	return waited
 }

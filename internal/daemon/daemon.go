@@ -215,7 +215,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 // startKeeper starts the clock keeper as a goroutine, serving until ctx
 // is done, and returns the clock the client steers through it.
 func (d *Daemon) startKeeper(ctx context.Context, cfg *config.Config, log *slog.Logger) (clock.Clock, error) {
-	k, err := newKeeper(cfg, log)
+	k, err := newKeeper(cfg, log, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -195,12 +195,7 @@ func startEngineChild(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		_ = state.SetWriteDeadline(time.Now().Add(stateWriteWait))
 		_, _ = state.Write(privsep.EncodeState(buf, st))
 	}
-	var dirs []string
-	for _, f := range []string{cfg.Client.DriftFile, cfg.Client.StepFile} {
-		if f != "" {
-			dirs = append(dirs, filepath.Dir(f))
-		}
-	}
+	dirs := stateDirs(cfg)
 	return StartWith(ctx, cfg, log, Options{Role: privsep.RoleEngine, Control: ln, Clock: privsep.NewKeeperClock(keeper),
 		Publish: publish, Confine: func() error { return confine(privsep.RoleEngine, mode, 0, log, dirs...) }})
 }
@@ -243,7 +238,7 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 	if err := cloexecAll(); err != nil {
 		return err
 	}
-	cred, err := lookupUser(cfg.Privsep.User)
+	cred, err := childCredential(cfg.Privsep.User)
 	if err != nil {
 		return err
 	}
@@ -251,7 +246,13 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 	if err != nil {
 		return fmt.Errorf("privsep: %w", err)
 	}
-	keeper, err := newKeeper(cfg, log)
+	// With the children of this process's own user, only Landlock keeps
+	// the engine from the keeper's step file.
+	var engineDirs []string
+	if cred == nil {
+		engineDirs = stateDirs(cfg)
+	}
+	keeper, err := newKeeper(cfg, log, engineDirs)
 	if err != nil {
 		return err
 	}
@@ -294,7 +295,7 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 		allow = privsep.AllowXDPMaps
 	}
 	// Everything is open: the keeper keeps only what it needs from here.
-	kept, err := privsep.DropKeeperCaps()
+	kept, bounded, err := privsep.DropKeeperCaps()
 	if err != nil {
 		closeFiles(first)
 		return err
@@ -303,7 +304,8 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 		closeFiles(first)
 		return err
 	}
-	log.Info("confined", "role", "keeper", "capabilities", fmt.Sprint(kept), "seccomp", cfg.Privsep.Filter == config.FilterKill)
+	log.Info("confined", "role", "keeper", "capabilities", fmt.Sprint(kept), "bounding_set_shrunk", bounded,
+		"seccomp", cfg.Privsep.Filter == config.FilterKill)
 	p := parent{cfg: cfg, log: log, exe: exe, configPath: configPath, cred: cred, keeper: keeper,
 		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first, xdp: prog}
 	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}
@@ -480,8 +482,12 @@ func closeFiles(fs []*os.File) {
 	}
 }
 
-// lookupUser returns the credential of the user the children run as.
-func lookupUser(name string) (*syscall.Credential, error) {
+// childCredential returns the credential the children run with: as root,
+// user name's, with no supplementary group; started as another user (with
+// capabilities from systemd), nil: the children keep that user, which
+// must be name, since changing it would take capabilities the daemon does
+// not have.
+func childCredential(name string) (*syscall.Credential, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, fmt.Errorf("privsep.user %q: %w (create it with useradd --system --no-create-home %s, or run meridian daemon --no-privsep)", name, err, name)
@@ -491,13 +497,34 @@ func lookupUser(name string) (*syscall.Credential, error) {
 	if err1 != nil || err2 != nil || uid == 0 || gid == 0 {
 		return nil, fmt.Errorf("privsep.user %q: uid %s, gid %s: not an unprivileged user", name, u.Uid, u.Gid)
 	}
+	if euid := os.Geteuid(); euid != 0 {
+		if uint64(euid) != uid || uint64(os.Getegid()) != gid {
+			return nil, fmt.Errorf("privsep.user %q (uid %d, gid %d): the daemon runs as uid %d, gid %d, not root, so its children run as that same user; set privsep.user to its name, or start the daemon as root",
+				name, uid, gid, euid, os.Getegid())
+		}
+		return nil, nil
+	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+}
+
+// stateDirs returns the directories of the engine's state files, which
+// Landlock lets it write.
+func stateDirs(cfg *config.Config) []string {
+	var dirs []string
+	for _, f := range []string{cfg.Client.DriftFile, cfg.Client.StepFile} {
+		if f != "" {
+			dirs = append(dirs, filepath.Dir(f))
+		}
+	}
+	return dirs
 }
 
 // newKeeper returns the clock keeper: the kernel's clock (or none),
 // under the limits of the client's configuration, with its own step file,
-// which must be out of the children's reach.
-func newKeeper(cfg *config.Config, log *slog.Logger) (*privsep.Keeper, error) {
+// which must be out of the children's reach: in a directory of this
+// process's user that no one else may write in, and none of engineDirs
+// (the engine's, when it runs as the same user).
+func newKeeper(cfg *config.Config, log *slog.Logger, engineDirs []string) (*privsep.Keeper, error) {
 	c := cfg.Client
 	kc := privsep.KeeperConfig{Clock: clock.Kernel{}, Policy: privsep.Policy{MaxStep: c.Panic}, StepBudget: c.StepBudget,
 		StepFile: cfg.Privsep.KeeperStepFile, Log: log.With("part", "keeper")}
@@ -511,25 +538,43 @@ func newKeeper(cfg *config.Config, log *slog.Logger) (*privsep.Keeper, error) {
 		kc.StepBudget = -1
 	}
 	if f := kc.StepFile; f != "" {
-		if err := rootOnlyDir(filepath.Dir(f)); err != nil {
+		if err := keeperDir(filepath.Dir(f), engineDirs); err != nil {
 			return nil, fmt.Errorf("privsep.keeper-step-file: %w", err)
 		}
 	}
 	return privsep.NewKeeper(kc)
 }
 
-// rootOnlyDir checks that dir belongs to root and no one else may write
-// in it.
-func rootOnlyDir(dir string) error {
+// keeperDir checks that dir belongs to this process's user, no one else
+// may write in it, and it is none of engineDirs.
+func keeperDir(dir string, engineDirs []string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s must be a directory of root's that no one else may write in", dir)
+	if !fi.IsDir() || !ok || st.Uid != uint32(os.Geteuid()) || fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s must be a directory of uid %d's that no one else may write in", dir, os.Geteuid())
+	}
+	for _, d := range engineDirs {
+		if same, err := sameFile(d, dir); err == nil && same {
+			return fmt.Errorf("%s is also the directory of the engine's state files, which it may write", dir)
+		}
 	}
 	return nil
+}
+
+// sameFile reports whether paths a and b name the same file.
+func sameFile(a, b string) (bool, error) {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fa, fb), nil
 }
 
 // cloexecAll marks every descriptor above standard error close-on-exec:
