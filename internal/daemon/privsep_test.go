@@ -139,3 +139,39 @@ func TestInProcessKeeperKernel(t *testing.T) {
 		t.Errorf("frequency %v ppm, %v after; was %v", after, err, before)
 	}
 }
+
+// TestChildCredential: the children's user must exist and be no root;
+// as root, they get its uid and gid and no supplementary group.
+func TestChildCredential(t *testing.T) {
+	if _, err := childCredential("no-such-user-here"); err == nil || !strings.Contains(err.Error(), "useradd") {
+		t.Errorf("a missing user: %v; want an error naming useradd", err)
+	}
+	if _, err := childCredential("root"); err == nil || !strings.Contains(err.Error(), "not an unprivileged user") {
+		t.Errorf("root: %v; want refused", err)
+	}
+	cred, err := childCredential("nobody")
+	switch {
+	case os.Geteuid() == 0 && (err != nil || cred == nil || cred.Uid == 0 || len(cred.Groups) != 0):
+		t.Errorf("nobody, as root: %+v, %v; want its uid and gid, no groups", cred, err)
+	case os.Geteuid() != 0 && os.Geteuid() != 65534 && err == nil:
+		t.Errorf("nobody, as uid %d: %+v; want an error (the children keep the daemon's user)", os.Geteuid(), cred)
+	}
+}
+
+// TestKeeperDir: the keeper's step file lives in a directory of its
+// user's that no one else may write in, and not the engine's.
+func TestKeeperDir(t *testing.T) {
+	dir := t.TempDir() // 0700, the test's user's
+	if err := keeperDir(dir, nil); err != nil {
+		t.Errorf("a private directory: %v", err)
+	}
+	if err := keeperDir(dir, []string{dir + "/."}); err == nil {
+		t.Error("the engine's own directory: accepted")
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := keeperDir(dir, nil); err == nil {
+		t.Error("a directory anyone may write in: accepted")
+	}
+}
