@@ -34,7 +34,7 @@ func TestPrivsepLogMode(t *testing.T) {
 	}
 	m, addr, sock := startSplit(t, "log")
 	pids := map[int]bool{m.Pid(): true}
-	for _, pid := range childPids(t, m.Log()) {
+	for _, pid := range waitChildren(t, m) {
 		pids[pid] = true
 	}
 	if code, out, _ := runArgs(t, "sources", "--socket", sock); code != exitOK || !strings.Contains(out, "selected") {

@@ -71,7 +71,7 @@ func TestPrivsep(t *testing.T) {
 	peertest.NeedRoot(t, "privilege separation starts as root")
 	m, addr, sock := startSplit(t, "kill")
 	log := m.Log()
-	pids := childPids(t, log)
+	pids := waitChildren(t, m)
 	if len(pids) != 2 || !strings.Contains(log, "msg=confined process=server") || !strings.Contains(log, "msg=confined process=engine") {
 		t.Fatalf("children %v; want a server and an engine, both confined\n%s", pids, log)
 	}
@@ -143,10 +143,8 @@ filter = %q
 // returns the old pid and the new.
 func restartChild(t *testing.T, m *peertest.Peer, addr netip.AddrPort, name string) (old, pid int) {
 	t.Helper()
-	old = childPids(t, m.Log())[name]
-	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	old = waitChildren(t, m)[name]
+	killChild(t, old)
 	deadline := time.Now().Add(serveWait)
 	for pid = old; pid == old; pid = childPids(t, m.Log())[name] {
 		if time.Now().After(deadline) {
@@ -156,6 +154,37 @@ func restartChild(t *testing.T, m *peertest.Peer, addr netip.AddrPort, name stri
 	}
 	waitStratum(t, addr, 4)
 	return old, pid
+}
+
+// waitChildren returns childPids of m's log once it names both a server
+// and an engine: the keeper logs a child's start a moment after it
+// started, and the child may serve before that.
+func waitChildren(t *testing.T, m *peertest.Peer) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(serveWait)
+	for {
+		pids := childPids(t, m.Log())
+		if pids["server"] > 1 && pids["engine"] > 1 {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log names children %v after %v; want a server and an engine", pids, serveWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// killChild kills the child process pid of a daemon with SIGKILL. A pid
+// that is not one (0, or -1: a child not found in the log) would have
+// the kernel kill the test's own process group, or everything.
+func killChild(t *testing.T, pid int) {
+	t.Helper()
+	if pid <= 1 {
+		t.Fatalf("no child to kill: pid %d", pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkKeeper checks the keeper (the parent) as /proc shows it (H6): no
@@ -365,8 +394,8 @@ func TestPrivsepWithCapabilities(t *testing.T) {
 	})
 	watch(m) // its check runs before the log is shown
 	waitServing(t, m, bin, addr, stratum, func() bool { return true })
+	pids := waitChildren(t, m)
 	log := m.Log()
-	pids := childPids(t, log)
 	if len(pids) != 2 || !strings.Contains(log, `capabilities=[cap_net_bind_service] bounding_set_shrunk=false`) {
 		t.Fatalf("children %v; want a server and an engine, and a keeper with CAP_NET_BIND_SERVICE alone", pids)
 	}
@@ -385,9 +414,7 @@ func TestPrivsepWithCapabilities(t *testing.T) {
 		}
 	}
 	old := pids["server"]
-	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killChild(t, old)
 	waitServing(t, m, bin, addr, stratum, func() bool { return childPids(t, m.Log())["server"] != old })
 	t.Logf("server %d killed; server %d serves on port 123 again", old, childPids(t, m.Log())["server"])
 }

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -101,10 +100,8 @@ mode = "generic"
 // the sockets may have answered).
 func xdpServerRestart(t *testing.T, m *peertest.Peer, bin string, addr netip.AddrPort, stratum uint8) int {
 	t.Helper()
-	old := childPids(t, m.Log())["server"]
-	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	old := waitChildren(t, m)["server"]
+	killChild(t, old)
 	deadline := time.Now().Add(serveWait)
 	for !strings.Contains(m.Log(), "XDP fast path off") {
 		if time.Now().After(deadline) {

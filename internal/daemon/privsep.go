@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,7 +69,8 @@ func StartChild(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Dae
 	mode := filterMode(cfg.Privsep.Filter)
 	// The log's times are local: the zone is loaded now, while its file
 	// can be read (Go loads it at its first use).
-	time.Now().Zone()
+	zone, offset := time.Now().Zone()
+	log.Debug("local time zone", "zone", zone, "offset", offset)
 	switch ChildRole() {
 	case privsep.RoleServer:
 		return startServerChild(ctx, cfg, log, mode)
@@ -306,19 +306,17 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 	}
 	log.Info("confined", "role", "keeper", "capabilities", fmt.Sprint(kept), "bounding_set_shrunk", bounded,
 		"seccomp", cfg.Privsep.Filter == config.FilterKill)
-	p := parent{cfg: cfg, log: log, exe: exe, configPath: configPath, cred: cred, keeper: keeper,
+	p := parent{ctx: ctx, cfg: cfg, log: log, exe: exe, configPath: configPath, cred: cred, keeper: keeper,
 		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first, xdp: prog}
 	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}
 	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log, func(name string, proc *os.Process) {
-		if name == "engine" {
-			p.engine.Store(proc)
-		}
 		log.Info("child started", "child", name, "pid", proc.Pid)
 	})
 }
 
 // parent is the state of RunPrivsep that the children's commands use.
 type parent struct {
+	ctx                  context.Context // the daemon's life
 	cfg                  *config.Config
 	log                  *slog.Logger
 	exe, configPath      string
@@ -330,9 +328,6 @@ type parent struct {
 	// start, so that a failure to bind stops the daemon at once.
 	mu    sync.Mutex
 	first []*os.File
-	// engine is the running engine, for the keeper to kill one it takes
-	// for hostile.
-	engine atomic.Pointer[os.Process]
 	// xdp is the XDP fast path, or nil.
 	xdp *xdp.Program
 }
@@ -350,7 +345,7 @@ func (p *parent) command(role string, files []*os.File, env ...string) *exec.Cmd
 	return cmd
 }
 
-func (p *parent) serverCommand() (*exec.Cmd, func(), error) {
+func (p *parent) serverCommand() (privsep.Start, error) {
 	p.mu.Lock()
 	files := p.first
 	p.first = nil
@@ -358,13 +353,13 @@ func (p *parent) serverCommand() (*exec.Cmd, func(), error) {
 	if files == nil {
 		var err error
 		if files, err = serverFiles(p.cfg, p.log); err != nil {
-			return nil, nil, err
+			return privsep.Start{}, err
 		}
 	}
 	state, err := p.toServer.File()
 	if err != nil {
 		closeFiles(files)
-		return nil, nil, err
+		return privsep.Start{}, err
 	}
 	env := []string{socketsEnv + "=" + strconv.Itoa(len(files))}
 	files = append(files, state)
@@ -373,11 +368,14 @@ func (p *parent) serverCommand() (*exec.Cmd, func(), error) {
 		maps, err := p.xdp.MapFiles()
 		if err != nil {
 			closeFiles(files)
-			return nil, nil, err
+			return privsep.Start{}, err
 		}
 		files = append(files, maps...)
 		env = append(env, xdpEnv+"="+strconv.Itoa(len(maps)))
 		exited = func() {
+			if p.ctx.Err() != nil {
+				return // the daemon stops: the program is detached next
+			}
 			// No one publishes to the fast path until the next server
 			// does: it passes requests on to the sockets (which no one
 			// answers either) rather than serve a state that ages.
@@ -389,19 +387,19 @@ func (p *parent) serverCommand() (*exec.Cmd, func(), error) {
 		}
 	}
 	// The supervisor closes the files once the server has them.
-	return p.command("server", files, env...), exited, nil
+	return privsep.Start{Cmd: p.command("server", files, env...), Exited: exited}, nil
 }
 
-func (p *parent) engineCommand() (*exec.Cmd, func(), error) {
+func (p *parent) engineCommand() (privsep.Start, error) {
 	mine, theirs, err := privsep.SocketPair()
 	if err != nil {
-		return nil, nil, err
+		return privsep.Start{}, err
 	}
 	keeperEnd, err := theirs.File()
 	theirs.Close() // the file is a descriptor of its own
 	if err != nil {
 		mine.Close()
-		return nil, nil, err
+		return privsep.Start{}, err
 	}
 	files := []*os.File{keeperEnd}
 	if f, err := p.fromEngine.File(); err == nil {
@@ -409,7 +407,7 @@ func (p *parent) engineCommand() (*exec.Cmd, func(), error) {
 	} else {
 		mine.Close()
 		closeFiles(files)
-		return nil, nil, err
+		return privsep.Start{}, err
 	}
 	var env []string
 	if p.ctl != nil {
@@ -417,38 +415,48 @@ func (p *parent) engineCommand() (*exec.Cmd, func(), error) {
 		if err != nil {
 			mine.Close()
 			closeFiles(files)
-			return nil, nil, err
+			return privsep.Start{}, err
 		}
 		files = append(files, f)
 		env = append(env, controlEnv+"=1")
 	}
+	started := make(chan *os.Process, 1)
+	gone := make(chan struct{})
 	done := make(chan struct{})
-	// The keeper serves this engine until it hangs up or dies (its end is
-	// then closed below), or is taken for hostile.
+	// Once this engine's process is known, the keeper serves it until it
+	// hangs up or dies (its end is then closed below), or is taken for
+	// hostile.
 	go func() {
 		defer close(done)
+		var proc *os.Process
+		select {
+		case proc = <-started:
+		case <-gone: // it did not start
+			return
+		}
 		switch err := p.keeper.Serve(mine); {
 		case errors.Is(err, privsep.ErrHostile):
 			// An engine that keeps asking for what it may not have is
 			// taken for compromised: it is killed, and started afresh.
 			// os.Process signals through a pidfd: never another process
 			// that got the pid since.
-			if proc := p.engine.Load(); proc != nil {
-				p.log.Error("clock keeper: killing the engine", "pid", proc.Pid, "err", err)
-				// A kill error means the engine is gone already.
-				_ = proc.Kill()
-			}
+			p.log.Error("clock keeper: killing the engine", "pid", proc.Pid, "err", err)
+			// A kill error means the engine is gone already.
+			_ = proc.Kill()
 		case err != nil && !errors.Is(err, net.ErrClosed):
 			p.log.Error("clock keeper: the engine's session ended", "err", err)
 		}
 	}()
 	// The supervisor closes the files once the engine has them.
-	return p.command("engine", files, env...), func() {
-		// Its session ends with it: no request is carried out after its
-		// death is seen, and a slew it asked for ends.
-		mine.Close()
-		<-done
-	}, nil
+	return privsep.Start{Cmd: p.command("engine", files, env...),
+		Started: func(proc *os.Process) { started <- proc },
+		Exited: func() {
+			// Its session ends with it: no request is carried out after
+			// its death is seen, and a slew it asked for ends.
+			close(gone)
+			mine.Close()
+			<-done
+		}}, nil
 }
 
 // serverFiles binds the server's sockets and returns them as files for a

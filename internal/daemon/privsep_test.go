@@ -71,12 +71,13 @@ func TestHostileEngineKilled(t *testing.T) {
 	}
 	defer toServer.Close()
 	defer fromEngine.Close()
-	p := parent{cfg: config.Default(), log: log, exe: os.Args[0], configPath: "/nonexistent", keeper: k,
-		toServer: toServer, fromEngine: fromEngine}
-	cmd, exited, err := p.engineCommand()
+	p := parent{ctx: context.Background(), cfg: config.Default(), log: log, exe: os.Args[0], configPath: "/nonexistent",
+		keeper: k, toServer: toServer, fromEngine: fromEngine}
+	start, err := p.engineCommand()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd := start.Cmd
 	cmd.Env = append(cmd.Env, hostileEnv+"=1")
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -85,13 +86,14 @@ func TestHostileEngineKilled(t *testing.T) {
 		f.Close() // the child's now, as the supervisor does
 	}
 	if err != nil {
+		start.Exited()
 		t.Fatal(err)
 	}
-	p.engine.Store(cmd.Process)
+	start.Started(cmd.Process)
 	// The test's own bound: an engine not killed exits by itself after a
 	// minute, and fails the test.
 	err = cmd.Wait()
-	exited()
+	start.Exited()
 	var ee *exec.ExitError
 	killed := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
 	if !killed {

@@ -17,14 +17,23 @@ import (
 type Child struct {
 	// Name names it in logs and errors ("engine", "server").
 	Name string
-	// Command returns the command that starts it, fresh for every start
-	// (with its own ExtraFiles: a new socketpair each time, say), and a
-	// function the supervisor calls once that start's process has exited
-	// (to close the parent's ends of what it was given; nil for none).
-	// The supervisor closes the command's ExtraFiles once the process has
-	// started (or failed to): they are the child's, and the parent keeps
-	// no copy of them.
-	Command func() (cmd *exec.Cmd, exited func(), err error)
+	// Command returns how to start it, fresh for every start (with its
+	// own ExtraFiles: a new socketpair each time, say).
+	Command func() (Start, error)
+}
+
+// Start is one start of a child.
+type Start struct {
+	// Cmd starts it. The supervisor closes its ExtraFiles once the
+	// process has started (or failed to): they are the child's, and the
+	// parent keeps no copy of them.
+	Cmd *exec.Cmd
+	// Started, if set, is called with the process once it has started,
+	// before anything else learns of it.
+	Started func(*os.Process)
+	// Exited, if set, is called once the process has exited, or failed
+	// to start (to close the parent's ends of what it was given).
+	Exited func()
 }
 
 // Restart is how the supervisor answers a child's death.
@@ -137,10 +146,11 @@ func keep(ctx context.Context, c Child, r Restart, log *slog.Logger, started fun
 // when it stops it. It returns how the process ended, or the error that
 // kept it from starting.
 func runOnce(ctx context.Context, c Child, started func(string, *os.Process)) (string, error) {
-	cmd, exited, err := c.Command()
+	s, err := c.Command()
 	if err != nil {
 		return "", fmt.Errorf("privsep: %s: %w", c.Name, err)
 	}
+	cmd, exited := s.Cmd, s.Exited
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -173,6 +183,9 @@ func runOnce(ctx context.Context, c Child, started func(string, *os.Process)) (s
 			exited()
 		}
 		return "", fmt.Errorf("privsep: start the %s: %w", c.Name, err)
+	}
+	if s.Started != nil {
+		s.Started(cmd.Process)
 	}
 	if started != nil {
 		started(c.Name, cmd.Process)

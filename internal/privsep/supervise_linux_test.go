@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -16,8 +15,8 @@ import (
 // sleeper returns a child that sleeps as user nobody (when the test runs
 // as root), counting its exits.
 func sleeper(t *testing.T, name string, exits *atomic.Int32) Child {
-	return Child{Name: name, Command: func() (*exec.Cmd, func(), error) {
-		return childCommand(t, "none", "sleep", ""), func() { exits.Add(1) }, nil
+	return Child{Name: name, Command: func() (Start, error) {
+		return Start{Cmd: childCommand(t, "none", "sleep", ""), Exited: func() { exits.Add(1) }}, nil
 	}}
 }
 
@@ -98,8 +97,8 @@ func TestSuperviseNever(t *testing.T) {
 // say) stops the supervisor at once, even with restarts on, rather than
 // being started again for ever.
 func TestSuperviseSetupFailure(t *testing.T) {
-	c := Child{Name: "engine", Command: func() (*exec.Cmd, func(), error) {
-		return childCommand(t, "fail", "none", ""), nil, nil
+	c := Child{Name: "engine", Command: func() (Start, error) {
+		return Start{Cmd: childCommand(t, "fail", "none", "")}, nil
 	}}
 	done := make(chan error, 1)
 	go func() {
