@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -247,10 +248,17 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 		return fmt.Errorf("privsep: %w", err)
 	}
 	// With the children of this process's own user, only Landlock keeps
-	// the engine from the keeper's step file.
+	// the engine from the keeper's step file, and from signalling it.
 	var engineDirs []string
 	if cred == nil {
 		engineDirs = stateDirs(cfg)
+		abi := privsep.LandlockABI()
+		if abi < 1 && cfg.Privsep.KeeperStepFile != "" {
+			return errors.New("privsep.keeper-step-file: the daemon's children run as its own user and this kernel has no Landlock to keep the engine from the file; start the daemon as root, or set privsep.keeper-step-file = \"\"")
+		}
+		if abi < 6 {
+			log.Warn("the children run as the daemon's own user, and this kernel's Landlock cannot keep them from signalling it (ABI 6 can); start the daemon as root to keep them apart", "landlock_abi", abi)
+		}
 	}
 	keeper, err := newKeeper(cfg, log, engineDirs)
 	if err != nil {
@@ -554,7 +562,8 @@ func newKeeper(cfg *config.Config, log *slog.Logger, engineDirs []string) (*priv
 }
 
 // keeperDir checks that dir belongs to this process's user, no one else
-// may write in it, and it is none of engineDirs.
+// may write in it, and it is in none of engineDirs (which Landlock lets
+// the engine write in, with all they hold).
 func keeperDir(dir string, engineDirs []string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -564,25 +573,20 @@ func keeperDir(dir string, engineDirs []string) error {
 	if !fi.IsDir() || !ok || st.Uid != uint32(os.Geteuid()) || fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("%s must be a directory of uid %d's that no one else may write in", dir, os.Geteuid())
 	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
 	for _, d := range engineDirs {
-		if same, err := sameFile(d, dir); err == nil && same {
-			return fmt.Errorf("%s is also the directory of the engine's state files, which it may write", dir)
+		ed, err := filepath.EvalSymlinks(d)
+		if err != nil {
+			ed = filepath.Clean(d)
+		}
+		if rel, err := filepath.Rel(ed, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return fmt.Errorf("%s is in %s, the directory of the engine's state files, which it may write", dir, d)
 		}
 	}
 	return nil
-}
-
-// sameFile reports whether paths a and b name the same file.
-func sameFile(a, b string) (bool, error) {
-	fa, err := os.Stat(a)
-	if err != nil {
-		return false, err
-	}
-	fb, err := os.Stat(b)
-	if err != nil {
-		return false, err
-	}
-	return os.SameFile(fa, fb), nil
 }
 
 // cloexecAll marks every descriptor above standard error close-on-exec:

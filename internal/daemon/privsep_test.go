@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -169,6 +170,16 @@ func TestKeeperDir(t *testing.T) {
 	}
 	if err := keeperDir(dir, []string{dir + "/."}); err == nil {
 		t.Error("the engine's own directory: accepted")
+	}
+	sub := filepath.Join(dir, "keeper")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := keeperDir(sub, []string{dir}); err == nil {
+		t.Error("a directory in the engine's: accepted")
+	}
+	if err := keeperDir(dir, []string{sub, dir + "-other"}); err != nil {
+		t.Errorf("the parent of the engine's directory, and beside another: %v", err)
 	}
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)

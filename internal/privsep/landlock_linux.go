@@ -49,12 +49,12 @@ func Landlock(role Role, stateDirs ...string) (abi int, err error) {
 	if err := cfg.RestrictScoped(); err != nil {
 		return 0, fmt.Errorf("privsep: Landlock scopes for the %v: %w", role, err)
 	}
-	return landlockABI(), nil
+	return LandlockABI(), nil
 }
 
-// landlockABI returns the kernel's Landlock ABI version, 0 if it has
+// LandlockABI returns the kernel's Landlock ABI version, 0 if it has
 // none.
-func landlockABI() int {
+func LandlockABI() int {
 	v, err := llsyscall.LandlockGetABIVersion()
 	if err != nil {
 		return 0

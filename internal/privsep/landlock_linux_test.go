@@ -13,7 +13,7 @@ import (
 // (where the resolver's files are) and writes its state directory, and
 // nothing else.
 func TestLandlock(t *testing.T) {
-	if landlockABI() == 0 {
+	if LandlockABI() == 0 {
 		t.Skip("SKIP: the kernel has no Landlock")
 	}
 	state := worldWritableDir(t)
