@@ -515,7 +515,7 @@ func childCredential(name string) (*syscall.Credential, error) {
 	}
 	if euid := os.Geteuid(); euid != 0 {
 		if uint64(euid) != uid || uint64(os.Getegid()) != gid {
-			return nil, fmt.Errorf("privsep.user %q (uid %d, gid %d): the daemon runs as uid %d, gid %d, not root, so its children run as that same user; set privsep.user to its name, or start the daemon as root",
+			return nil, fmt.Errorf("privsep.user %q (uid %d, gid %d): the daemon runs as uid %d, gid %d with capabilities, not as root, so its children run as that same user; set privsep.user to its name, start the daemon as root, or run it as one process (meridian daemon --no-privsep)",
 				name, uid, gid, euid, os.Getegid())
 		}
 		return nil, nil

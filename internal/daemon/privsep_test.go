@@ -14,6 +14,7 @@ import (
 
 	"github.com/meridian-ntp/meridian/internal/clock"
 	"github.com/meridian-ntp/meridian/internal/config"
+	"github.com/meridian-ntp/meridian/internal/peertest"
 	"github.com/meridian-ntp/meridian/internal/privsep"
 )
 
@@ -114,9 +115,7 @@ func TestHostileEngineKilled(t *testing.T) {
 // through it is set to its own value (a write that changes nothing) and
 // reads back the same.
 func TestInProcessKeeperKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIP: setting the kernel's frequency, even unchanged, needs root")
-	}
+	peertest.NeedClockAlone(t, "setting the kernel's frequency, even unchanged,")
 	cfg, err := config.Parse("kernel.toml", []byte("[client]\nservers = [\"127.0.0.1:1\"]\nclock = \"kernel\"\n"))
 	if err != nil {
 		t.Fatal(err)

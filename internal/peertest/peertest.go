@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -359,5 +361,22 @@ func NeedRoot(t testing.TB, why string) {
 	t.Helper()
 	if !isRoot() {
 		unavailable(t, "%s needs root", why)
+	}
+}
+
+// NeedClockAlone ends t (a skip, or a failure in CI) unless the test runs
+// as root and no time daemon steers this machine's clock (the kernel
+// reports it unsynchronized): a test that writes the clock's frequency
+// back unchanged could otherwise undo another daemon's write made
+// between its read and its write.
+func NeedClockAlone(t testing.TB, why string) {
+	t.Helper()
+	NeedRoot(t, why)
+	var tx unix.Timex
+	if _, err := unix.Adjtimex(&tx); err != nil { // no mode bits: only reads
+		unavailable(t, "%s: reading the clock's state: %v", why, err)
+	}
+	if tx.Status&unix.STA_UNSYNC == 0 {
+		unavailable(t, "%s needs a clock no other daemon steers (kernel status %#x: synchronized)", why, tx.Status)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/meridian-ntp/meridian/internal/clock"
 	"github.com/meridian-ntp/meridian/internal/ntp"
+	"github.com/meridian-ntp/meridian/internal/peertest"
 )
 
 // lastDayNoon is noon on the last day of June 2026, when a leap second
@@ -191,9 +192,7 @@ func TestKeeperClock(t *testing.T) {
 // TestKeeperKernel: the keeper on the kernel's clock, as root, with a
 // request that changes nothing: the frequency set to what it is.
 func TestKeeperKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIP: setting the kernel's frequency, even unchanged, needs root")
-	}
+	peertest.NeedClockAlone(t, "setting the kernel's frequency, even unchanged,")
 	k, err := NewKeeper(KeeperConfig{Clock: clock.Kernel{}})
 	if err != nil {
 		t.Fatal(err)

@@ -206,18 +206,33 @@ func (m *Maps) put(v [stateLen]byte) error {
 }
 
 // taiOffset returns CLOCK_TAI - CLOCK_REALTIME, a whole number of
-// seconds, from the two clocks read one after the other (no call that
-// could change the clock, and none a confined server may not make).
+// seconds, from the clocks read one after the other (no call that could
+// change the clock, and none a confined server may not make). The
+// realtime clock is read before and after the TAI clock: a step between
+// the reads would otherwise pass for part of the offset, so the reads
+// are made again until they agree.
 func taiOffset() (time.Duration, error) {
-	var rt, tai unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_REALTIME, &rt); err != nil {
-		return 0, fmt.Errorf("read the TAI offset: %w", err)
+	for range 8 {
+		var rt0, tai, rt1 unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME, &rt0); err != nil {
+			return 0, fmt.Errorf("read the TAI offset: %w", err)
+		}
+		if err := unix.ClockGettime(unix.CLOCK_TAI, &tai); err != nil {
+			return 0, fmt.Errorf("read the TAI offset: %w", err)
+		}
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME, &rt1); err != nil {
+			return 0, fmt.Errorf("read the TAI offset: %w", err)
+		}
+		span := time.Duration(rt1.Nano() - rt0.Nano())
+		d := time.Duration(tai.Nano() - rt0.Nano())
+		if span < 0 || span > time.Millisecond {
+			continue // stepped, or preempted: read again
+		}
+		if off := d.Round(time.Second); (d - off).Abs() <= time.Millisecond+span {
+			return off, nil
+		}
 	}
-	if err := unix.ClockGettime(unix.CLOCK_TAI, &tai); err != nil {
-		return 0, fmt.Errorf("read the TAI offset: %w", err)
-	}
-	d := time.Duration(tai.Nano() - rt.Nano())
-	return d.Round(time.Second), nil
+	return 0, errors.New("read the TAI offset: the clocks did not hold still")
 }
 
 // Attach attaches the program to the named interface. It is detached by
