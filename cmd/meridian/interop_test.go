@@ -55,6 +55,9 @@ func meridianBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(canaryEnv) == "1" {
+		os.Exit(canary())
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath)) // best effort: a temp dir
