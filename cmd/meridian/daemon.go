@@ -46,9 +46,20 @@ func runDaemon(ctx context.Context, args []string, e env) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, ok := loadConfig(*path, e)
-	if !ok {
-		return exitFailure
+	var cfg *config.Config
+	var data []byte
+	if daemon.ChildRole() != privsep.RoleAll {
+		// A child of privilege separation: the configuration its parent
+		// read, not the file as it may be now.
+		if cfg, err = daemon.ChildConfig(*path); err != nil {
+			fmt.Fprintf(e.stderr, "meridian: %v\n", err)
+			return exitFailure
+		}
+	} else {
+		var ok bool
+		if cfg, data, ok = loadConfig(*path, e); !ok {
+			return exitFailure
+		}
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: cfg.Log.Level}))
 	var d *daemon.Daemon
@@ -57,7 +68,7 @@ func runDaemon(ctx context.Context, args []string, e env) int {
 		log = log.With("process", role.String())
 		d, err = daemon.StartChild(ctx, cfg, log)
 	case privsepWanted(cfg, *noPrivsep):
-		if err := daemon.RunPrivsep(ctx, cfg, *path, log.With("process", "keeper")); err != nil {
+		if err := daemon.RunPrivsep(ctx, cfg, *path, data, log.With("process", "keeper")); err != nil {
 			log.Error("stopped", "err", err)
 			return exitFailure
 		}
@@ -106,16 +117,16 @@ func logStats(log *slog.Logger, s daemon.Stats) {
 
 // loadConfig loads and checks a configuration file, printing warnings and
 // errors.
-func loadConfig(path string, e env) (*config.Config, bool) {
-	cfg, warnings, err := config.Load(path)
+func loadConfig(path string, e env) (*config.Config, []byte, bool) {
+	cfg, data, warnings, err := config.LoadData(path)
 	for _, w := range warnings {
 		fmt.Fprintf(e.stderr, "meridian: warning: %s\n", w)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "meridian: %v\n", err)
-		return nil, false
+		return nil, nil, false
 	}
-	return cfg, true
+	return cfg, data, true
 }
 
 const checkConfigUsage = `Usage: meridian check-config FILE...
@@ -143,7 +154,7 @@ func runCheckConfig(args []string, e env) int {
 	}
 	code := exitOK
 	for _, f := range files {
-		if _, ok := loadConfig(f, e); !ok {
+		if _, _, ok := loadConfig(f, e); !ok {
 			code = exitFailure
 			continue
 		}

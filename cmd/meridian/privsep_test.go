@@ -84,7 +84,12 @@ func TestPrivsep(t *testing.T) {
 		t.Errorf("meridian sources through the engine's control socket = %d\n%s", code, out)
 	}
 
-	// Kill each child: it is started again, and the daemon serves on.
+	// Kill each child: it is started again, and the daemon serves on. The
+	// configuration file is spoilt first: a child started again works from
+	// the configuration the keeper read at the start, not the file.
+	if err := os.WriteFile(filepath.Join(filepath.Dir(sock), "meridian.toml"), []byte("[server]\nlisten = 12\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"server", "engine"} {
 		old, pid := restartChild(t, m, addr, name)
 		t.Logf("%s killed (pid %d), started again (pid %d), serving stratum 4", name, old, pid)
@@ -134,7 +139,7 @@ user = "nobody"
 filter = %q
 `, addr, up, state, sock, filter)
 	// A zone of its own, so that a child logging in UTC shows.
-	m, _ = startMeridianStratum(t, conf, addr, 4, "TZ="+testZone)
+	m = startMeridianStratum(t, filepath.Join(dir, "meridian.toml"), conf, addr, 4, "TZ="+testZone)
 	return m, addr, sock
 }
 
@@ -311,13 +316,11 @@ func startUpstream(t *testing.T) netip.AddrPort {
 	return addr
 }
 
-// startMeridianStratum starts meridian daemon with conf and waits until
-// it serves stratum on addr.
-func startMeridianStratum(t *testing.T, conf string, addr netip.AddrPort, stratum uint8, env ...string) (*peertest.Peer, string) {
+// startMeridianStratum starts meridian daemon with conf, written to
+// path, and waits until it serves stratum on addr.
+func startMeridianStratum(t *testing.T, path, conf string, addr netip.AddrPort, stratum uint8, env ...string) *peertest.Peer {
 	t.Helper()
 	bin := meridianBinary(t)
-	// The children read the configuration as another user.
-	path := filepath.Join(sharedDir(t), "meridian.toml")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +333,7 @@ func startMeridianStratum(t *testing.T, conf string, addr netip.AddrPort, stratu
 	})
 	watch(m) // its check runs before the log is shown
 	waitStratum(t, addr, stratum)
-	return m, bin
+	return m
 }
 
 // waitStratum waits until the server at addr serves stratum.

@@ -22,22 +22,28 @@ import (
 // The error, if any, is an [*Errors] for problems with the file or its
 // contents, or a wrapped *fs.PathError when it cannot be read at all.
 func Load(path string) (*Config, []string, error) {
+	c, _, warnings, err := LoadData(path)
+	return c, warnings, err
+}
+
+// LoadData is Load, and also returns the file's contents as read.
+func LoadData(path string) (*Config, []byte, []string, error) {
 	if path == "" {
-		return nil, nil, errors.New("config: no configuration file given")
+		return nil, nil, nil, errors.New("config: no configuration file given")
 	}
 	warnings, err := checkLink(path)
 	if err != nil {
-		return nil, warnings, err
+		return nil, nil, warnings, err
 	}
 	data, warning, err := readFile(path)
 	if warning != "" {
 		warnings = append(warnings, warning)
 	}
 	if err != nil {
-		return nil, warnings, err
+		return nil, nil, warnings, err
 	}
 	c, err := Parse(path, data)
-	return c, warnings, err
+	return c, data, warnings, err
 }
 
 // checkLink returns a warning if path is a symbolic link, naming its final
@@ -60,7 +66,7 @@ func checkLink(path string) ([]string, error) {
 
 // readFile opens path, checks the type and mode of the file it actually
 // opened (so that a file swapped in after a check cannot slip through), and
-// reads at most maxFileSize bytes of it. It returns a warning for a
+// reads at most MaxFileSize bytes of it. It returns a warning for a
 // group-writable file.
 func readFile(path string) (data []byte, warning string, err error) {
 	// Stat first so that a named pipe is refused before open blocks on it.
@@ -84,11 +90,11 @@ func readFile(path string) (data []byte, warning string, err error) {
 	if fi.Mode().Perm()&0o020 != 0 {
 		warning = fmt.Sprintf("%s: group-writable (mode %#o): every member of its group could change what this daemon serves", path, fi.Mode().Perm())
 	}
-	data, err = io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	data, err = io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, warning, fmt.Errorf("config: %w", err)
 	}
-	if len(data) > maxFileSize {
+	if len(data) > MaxFileSize {
 		return nil, warning, fileError(path, "file is larger than 1 MiB")
 	}
 	return data, warning, nil

@@ -14,8 +14,9 @@ import (
 // are not configuration at all (a binary, a log) before the TOML scanner
 // reports something obscure about them.
 const (
-	maxFileSize = 1 << 20 // bytes
-	maxLineLen  = 4096    // bytes, without the line ending
+	// MaxFileSize is the largest configuration file read, in bytes.
+	MaxFileSize = 1 << 20
+	maxLineLen  = 4096 // bytes, without the line ending
 )
 
 // Parse decodes and validates the TOML document data. Keys absent from the
@@ -54,7 +55,7 @@ func (c *Config) Validate() error {
 // maxDepth. It reports each bad line once and returns whether the document
 // may be parsed.
 func precheck(data []byte, errs *collector) bool {
-	if len(data) > maxFileSize {
+	if len(data) > MaxFileSize {
 		errs.add(0, "", "file is larger than 1 MiB")
 		return false
 	}

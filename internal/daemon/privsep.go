@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -28,17 +29,58 @@ import (
 )
 
 // The environment of a child process of privilege separation, and its
-// descriptors: the server's UDP sockets from fd 3, then its end of the
-// state socketpair, then the XDP fast path's maps (xdp.MapFiles); the
-// engine's end of the keeper's socketpair at fd 3, of the state
-// socketpair at 4, and the control socket's listener at 5.
+// descriptors: the configuration the keeper read at fd 3; then the
+// server's UDP sockets from fd 4, its end of the state socketpair, and
+// the XDP fast path's maps (xdp.MapFiles); the engine's end of the
+// keeper's socketpair at fd 4, of the state socketpair at 5, and the
+// control socket's listener at 6.
 const (
 	roleEnv    = "MERIDIAN_PRIVSEP_ROLE"    // "server" or "engine"
 	socketsEnv = "MERIDIAN_PRIVSEP_SOCKETS" // the server's number of UDP sockets
 	xdpEnv     = "MERIDIAN_PRIVSEP_XDP"     // the server's number of XDP maps
 	controlEnv = "MERIDIAN_PRIVSEP_CONTROL" // "1" if the engine has a control listener
-	firstFD    = 3
+	configFD   = 3
+	firstFD    = 4
 )
+
+// ChildConfig returns the configuration a child's parent handed it (as
+// configFD): what the keeper read from path when the daemon started,
+// whatever has become of the file since. Its errors name path.
+func ChildConfig(path string) (*config.Config, error) {
+	f := os.NewFile(configFD, "config")
+	if f == nil {
+		return nil, errors.New("privsep: no configuration handed over")
+	}
+	defer f.Close()
+	// ReadAt: every start reads its own copy of the descriptor, which
+	// shares its offset with the keeper's.
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, config.MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("privsep: the configuration handed over: %w", err)
+	}
+	return config.Parse(path, data)
+}
+
+// configFile returns a sealed in-memory copy of data, the configuration,
+// for the children: they read what the keeper read, and none of them can
+// change it for the others.
+func configFile(data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("meridian.toml", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("privsep: a copy of the configuration: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "meridian.toml")
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("privsep: a copy of the configuration: %w", err)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("privsep: seal the copy of the configuration: %w", err)
+	}
+	return f, nil
+}
 
 // ChildRole returns the role this process was started in by a parent
 // of privilege separation, or privsep.RoleAll if none.
@@ -228,12 +270,13 @@ func confine(role privsep.Role, mode privsep.FilterMode, allow privsep.Allowance
 // RunPrivsep runs the daemon split into processes, until ctx is done or
 // (with privsep.restart off) a child dies: this process becomes the clock
 // keeper and the supervisor, and starts the server and the engine as
-// privsep.user, each re-executing this program with configPath. It binds
+// privsep.user, each re-executing this program with configPath and a
+// copy of data, the configuration file as read (cfg). It binds
 // the server's sockets (again for each start of the server), holds the
 // control socket's listener and the state socketpair between engine and
 // server for the children's restarts, and serves the engine's clock
 // requests under its own policy.
-func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log *slog.Logger) error {
+func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, data []byte, log *slog.Logger) error {
 	// Whatever this process inherited stays here: the children get only
 	// what they are handed.
 	if err := cloexecAll(); err != nil {
@@ -247,6 +290,11 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 	if err != nil {
 		return fmt.Errorf("privsep: %w", err)
 	}
+	conf, err := configFile(data)
+	if err != nil {
+		return err
+	}
+	defer conf.Close()
 	// With the children of this process's own user, only Landlock keeps
 	// the engine from the keeper's step file, and from signalling it.
 	var engineDirs []string
@@ -314,7 +362,7 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, log 
 	}
 	log.Info("confined", "role", "keeper", "capabilities", fmt.Sprint(kept), "bounding_set_shrunk", bounded,
 		"seccomp", cfg.Privsep.Filter == config.FilterKill)
-	p := parent{ctx: ctx, cfg: cfg, log: log, exe: exe, configPath: configPath, cred: cred, keeper: keeper,
+	p := parent{ctx: ctx, cfg: cfg, log: log, exe: exe, configPath: configPath, config: conf, cred: cred, keeper: keeper,
 		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first, xdp: prog}
 	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}
 	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log, func(name string, proc *os.Process) {
@@ -328,6 +376,7 @@ type parent struct {
 	cfg                  *config.Config
 	log                  *slog.Logger
 	exe, configPath      string
+	config               *os.File // the configuration as the keeper read it, sealed
 	cred                 *syscall.Credential
 	keeper               *privsep.Keeper
 	toServer, fromEngine *net.UnixConn // the state socketpair: the server's end, the engine's
@@ -340,17 +389,23 @@ type parent struct {
 	xdp *xdp.Program
 }
 
-// command returns the command of a child in role with files from fd 3.
-func (p *parent) command(role string, files []*os.File, env ...string) *exec.Cmd {
+// command returns the command of a child in role: the configuration at
+// configFD, files from firstFD. On an error it closes files.
+func (p *parent) command(role string, files []*os.File, env ...string) (*exec.Cmd, error) {
+	fd, err := unix.FcntlInt(p.config.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		closeFiles(files)
+		return nil, fmt.Errorf("privsep: %w", err)
+	}
 	cmd := exec.Command(p.exe, "daemon", "--config", p.configPath)
 	cmd.Env = append([]string{roleEnv + "=" + role}, env...)
 	if tz, ok := os.LookupEnv("TZ"); ok { // the children log in the parent's zone
 		cmd.Env = append(cmd.Env, "TZ="+tz)
 	}
-	cmd.ExtraFiles = files
+	cmd.ExtraFiles = append([]*os.File{os.NewFile(uintptr(fd), "config")}, files...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
-	return cmd
+	return cmd, nil
 }
 
 func (p *parent) serverCommand() (privsep.Start, error) {
@@ -395,7 +450,11 @@ func (p *parent) serverCommand() (privsep.Start, error) {
 		}
 	}
 	// The supervisor closes the files once the server has them.
-	return privsep.Start{Cmd: p.command("server", files, env...), Exited: exited}, nil
+	cmd, err := p.command("server", files, env...)
+	if err != nil {
+		return privsep.Start{}, err
+	}
+	return privsep.Start{Cmd: cmd, Exited: exited}, nil
 }
 
 func (p *parent) engineCommand() (privsep.Start, error) {
@@ -428,6 +487,12 @@ func (p *parent) engineCommand() (privsep.Start, error) {
 		files = append(files, f)
 		env = append(env, controlEnv+"=1")
 	}
+	// The supervisor closes the files once the engine has them.
+	cmd, err := p.command("engine", files, env...)
+	if err != nil {
+		mine.Close()
+		return privsep.Start{}, err
+	}
 	started := make(chan *os.Process, 1)
 	gone := make(chan struct{})
 	done := make(chan struct{})
@@ -455,8 +520,7 @@ func (p *parent) engineCommand() (privsep.Start, error) {
 			p.log.Error("clock keeper: the engine's session ended", "err", err)
 		}
 	}()
-	// The supervisor closes the files once the engine has them.
-	return privsep.Start{Cmd: p.command("engine", files, env...),
+	return privsep.Start{Cmd: cmd,
 		Started: func(proc *os.Process) { started <- proc },
 		Exited: func() {
 			// Its session ends with it: no request is carried out after

@@ -73,8 +73,13 @@ func TestHostileEngineKilled(t *testing.T) {
 	}
 	defer toServer.Close()
 	defer fromEngine.Close()
+	conf, err := configFile(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conf.Close()
 	p := parent{ctx: context.Background(), cfg: config.Default(), log: log, exe: os.Args[0], configPath: "/nonexistent",
-		keeper: k, toServer: toServer, fromEngine: fromEngine}
+		config: conf, keeper: k, toServer: toServer, fromEngine: fromEngine}
 	start, err := p.engineCommand()
 	if err != nil {
 		t.Fatal(err)
