@@ -94,6 +94,9 @@ func TestPrivsep(t *testing.T) {
 		old, pid := restartChild(t, m, addr, name)
 		t.Logf("%s killed (pid %d), started again (pid %d), serving stratum 4", name, old, pid)
 	}
+	if code, out, _ := runArgs(t, "sources", "--socket", sock); code != exitOK {
+		t.Errorf("meridian sources through the restarted engine = %d\n%s", code, out)
+	}
 	m.Stop(t)
 	log = m.Log()
 	if strings.Count(log, "msg=stopped process=server") < 1 || strings.Contains(log, "bad system call") {
@@ -149,11 +152,15 @@ filter = %q
 func restartChild(t *testing.T, m *peertest.Peer, addr netip.AddrPort, name string) (old, pid int) {
 	t.Helper()
 	old = waitChildren(t, m)[name]
+	confined := "msg=confined process=" + name
+	before := strings.Count(m.Log(), confined)
 	killChild(t, old)
+	// Started again, and set up: a new pid alone could be a start that
+	// failed (the server serves the last state it had meanwhile).
 	deadline := time.Now().Add(serveWait)
-	for pid = old; pid == old; pid = childPids(t, m.Log())[name] {
+	for pid = old; pid == old || strings.Count(m.Log(), confined) == before; pid = childPids(t, m.Log())[name] {
 		if time.Now().After(deadline) {
-			t.Fatalf("the %s was not started again within %v\n%s", name, serveWait, m.Log())
+			t.Fatalf("the %s was not started again and confined within %v\n%s", name, serveWait, m.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
