@@ -436,17 +436,17 @@ func (p *parent) serverCommand() (privsep.Start, error) {
 		files = append(files, maps...)
 		env = append(env, xdpEnv+"="+strconv.Itoa(len(maps)))
 		exited = func() {
-			if p.ctx.Err() != nil {
-				return // the daemon stops: the program is detached next
-			}
 			// No one publishes to the fast path until the next server
 			// does: it passes requests on to the sockets (which no one
-			// answers either) rather than serve a state that ages.
+			// answers either) rather than serve a state that ages; also
+			// while the daemon stops, until it is detached.
 			if err := p.xdp.Off(); err != nil {
 				p.log.Error("XDP fast path: cannot turn it off after the server's exit", "err", err)
 				return
 			}
-			p.log.Info("XDP fast path off until the next server publishes")
+			if p.ctx.Err() == nil {
+				p.log.Info("XDP fast path off until the next server publishes")
+			}
 		}
 	}
 	// The supervisor closes the files once the server has them.

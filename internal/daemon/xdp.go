@@ -50,12 +50,21 @@ func startXDP(cfg *config.Config, log *slog.Logger) (*xdp.Program, error) {
 // fast path's counts the daemon's.
 func (d *Daemon) useXDP(m *xdp.Maps) {
 	d.xdpMaps = m
-	var failed atomic.Bool
+	var failing atomic.Bool
 	d.served.publish = func(st *server.State) {
-		// A failed update leaves the program serving the previous state;
-		// it is logged once, not at every renewal.
-		if err := m.Publish(st); err != nil && !failed.Swap(true) {
-			d.log.Error("XDP fast path: cannot update the served state", "err", err)
+		err := m.Publish(st)
+		if err == nil {
+			if failing.Swap(false) {
+				d.log.Info("XDP fast path: serving again")
+			}
+			return
+		}
+		// The program must not serve the state before this one: it
+		// passes requests on to the sockets, which have this one, until
+		// an update succeeds. A run of failures is logged once.
+		offErr := m.Off()
+		if !failing.Swap(true) {
+			d.log.Error("XDP fast path: cannot update the served state; the sockets answer meanwhile", "err", err, "off_err", offErr)
 		}
 	}
 }
