@@ -428,3 +428,56 @@ func TestPrivsepWithCapabilities(t *testing.T) {
 	waitServing(t, m, bin, addr, stratum, func() bool { return childPids(t, m.Log())["server"] != old })
 	t.Logf("server %d killed; server %d serves on port 123 again", old, childPids(t, m.Log())["server"])
 }
+
+// TestPrivsepUpgrade: the program file is replaced under a running split
+// daemon, as a package upgrade does (a new file renamed over the old):
+// a child killed and started again is the keeper's own program, held
+// open since the start, not whatever the path now names.
+func TestPrivsepUpgrade(t *testing.T) {
+	t.Parallel()
+	peertest.NeedRoot(t, "privilege separation starts as root")
+	dir := sharedDir(t)
+	b, err := os.ReadFile(meridianBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "meridian")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr := loopbackAddr(t)
+	path := filepath.Join(dir, "meridian.toml")
+	conf := fmt.Sprintf("[server]\nlisten = [\"%v\"]\nlocal-stratum = 6\n\n%s", addr, privsepTable())
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	watch := watchFilters(t)
+	m := peertest.StartServer(t, peertest.ServerConfig{Name: "meridian", Argv: []string{bin, "daemon", "--config", path}, Addr: addr})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("meridian log:\n%s", m.Log())
+		}
+	})
+	watch(m) // its check runs before the log is shown
+	waitStratum(t, addr, 6)
+	// The new "program": one that fails at once.
+	next := filepath.Join(dir, "meridian.new")
+	if err := os.WriteFile(next, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, bin); err != nil {
+		t.Fatal(err)
+	}
+	old := waitChildren(t, m)["server"]
+	confined := strings.Count(m.Log(), "msg=confined process=server")
+	killChild(t, old)
+	deadline := time.Now().Add(serveWait)
+	for childPids(t, m.Log())["server"] == old || strings.Count(m.Log(), "msg=confined process=server") == confined {
+		if time.Now().After(deadline) {
+			t.Fatalf("no server started again and confined within %v", serveWait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitStratum(t, addr, 6)
+	t.Logf("program replaced on disk; server %d killed, server %d started from the keeper's own program", old, childPids(t, m.Log())["server"])
+}

@@ -290,6 +290,12 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, data
 	if err != nil {
 		return fmt.Errorf("privsep: %w", err)
 	}
+	start, self := selfExec(log)
+	startFD := -1
+	if self != nil {
+		startFD = int(self.Fd())
+		defer self.Close()
+	}
 	conf, err := configFile(data)
 	if err != nil {
 		return err
@@ -362,7 +368,7 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, data
 	}
 	log.Info("confined", "role", "keeper", "capabilities", fmt.Sprint(kept), "bounding_set_shrunk", bounded,
 		"seccomp", cfg.Privsep.Filter == config.FilterKill)
-	p := parent{ctx: ctx, cfg: cfg, log: log, exe: exe, configPath: configPath, config: conf, cred: cred, keeper: keeper,
+	p := parent{ctx: ctx, cfg: cfg, log: log, exe: exe, start: start, startFD: startFD, configPath: configPath, config: conf, cred: cred, keeper: keeper,
 		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first, xdp: prog}
 	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}
 	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log, func(name string, proc *os.Process) {
@@ -376,6 +382,8 @@ type parent struct {
 	cfg                  *config.Config
 	log                  *slog.Logger
 	exe, configPath      string
+	start                string   // what the children are started from (selfExec), or ""
+	startFD              int      // the descriptor in start
 	config               *os.File // the configuration as the keeper read it, sealed
 	cred                 *syscall.Credential
 	keeper               *privsep.Keeper
@@ -389,6 +397,37 @@ type parent struct {
 	xdp *xdp.Program
 }
 
+// selfExec returns what the children are started from: this program's
+// own file, held open from the start (as /proc/self/fd/N, and the file
+// that holds it), so that a child started again after the file on disk
+// was replaced (an upgrade) runs the keeper's program, which agrees with
+// it on the descriptors it hands over. Where that cannot be had, it
+// returns "", and the children are started from the program's path.
+//
+// The descriptor is the highest the process may have: Go's fork and exec
+// moves and sets descriptors up to twice the number it hands over, and
+// must not reach it (command checks).
+func selfExec(log *slog.Logger) (string, *os.File) {
+	fd, err := unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		log.Warn("the children will be started from the program's path, which an upgrade may replace", "err", err)
+		return "", nil
+	}
+	var lim unix.Rlimit
+	err = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+	high := -1
+	if err == nil {
+		high, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, int(min(lim.Cur, 1<<20))-1)
+	}
+	unix.Close(fd)
+	if err != nil {
+		log.Warn("the children will be started from the program's path, which an upgrade may replace", "err", err)
+		return "", nil
+	}
+	path := fmt.Sprintf("/proc/self/fd/%d", high)
+	return path, os.NewFile(uintptr(high), "meridian")
+}
+
 // command returns the command of a child in role: the configuration at
 // configFD, files from firstFD. On an error it closes files.
 func (p *parent) command(role string, files []*os.File, env ...string) (*exec.Cmd, error) {
@@ -398,6 +437,9 @@ func (p *parent) command(role string, files []*os.File, env ...string) (*exec.Cm
 		return nil, fmt.Errorf("privsep: %w", err)
 	}
 	cmd := exec.Command(p.exe, "daemon", "--config", p.configPath)
+	if p.start != "" && p.startFD > 2*(len(files)+4)+1 {
+		cmd.Path = p.start // argv[0] stays the program's name
+	}
 	cmd.Env = append([]string{roleEnv + "=" + role}, env...)
 	if tz, ok := os.LookupEnv("TZ"); ok { // the children log in the parent's zone
 		cmd.Env = append(cmd.Env, "TZ="+tz)

@@ -84,7 +84,7 @@ func TestSuperviseNever(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Supervise did not return within 20 s")
 	}
-	if !errors.Is(err, ErrChildDied) || !strings.Contains(err.Error(), "server was killed by killed") {
+	if !errors.Is(err, ErrChildDied) || !strings.Contains(err.Error(), "server was killed by signal 9 (killed)") {
 		t.Errorf("Supervise: %v; want ErrChildDied saying the server was killed", err)
 	}
 	if err := syscall.Kill(other.pid, 0); !errors.Is(err, syscall.ESRCH) || exits.Load() != 2 {
