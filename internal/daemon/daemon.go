@@ -91,15 +91,15 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 		d.wg.Wait()
 		return nil, err
 	}
-	switch o.Role {
-	case privsep.RoleAll:
-		if err := d.listen(cfg); err != nil {
+	conns := o.Conns
+	if o.Role == privsep.RoleAll {
+		var err error
+		if conns, err = listenConns(cfg, log); err != nil {
 			return fail(err)
 		}
-	case privsep.RoleServer:
-		for _, c := range o.Conns {
-			d.conns = append(d.conns, c)
-		}
+	}
+	for _, c := range conns {
+		d.conns = append(d.conns, c)
 	}
 	ensureProcs(len(d.conns), log)
 	acl := server.NewACL(cfg.Server.Access.Allow, cfg.Server.Access.Deny)
@@ -163,8 +163,8 @@ func StartWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o Opti
 	}
 	switch o.Role {
 	case privsep.RoleServer:
-		// The first state goes to the fast path too: it may still hold
-		// what a server before this one served.
+		// Unsynchronized until the engine's first state comes (the
+		// fast path, if any, is told too).
 		d.served.Store(server.Unsynchronized(precision))
 		d.wg.Add(1)
 		// The relay returns when States is closed or ctx is done.
@@ -250,19 +250,9 @@ func ensureProcs(workers int, log *slog.Logger) {
 	}
 }
 
-// listen opens the sockets of every listen address. The steering prefixes
-// are the rate limiter's, so that each worker sees every request of the
-// clients it limits.
-func (d *Daemon) listen(cfg *config.Config) error {
-	conns, err := listenConns(cfg, d.log)
-	for _, c := range conns {
-		d.conns = append(d.conns, c)
-	}
-	return err
-}
-
 // listenConns opens the sockets of every listen address; on an error it
-// closes those it opened.
+// closes those it opened. The steering prefixes are the rate limiter's,
+// so that each worker sees every request of the clients it limits.
 func listenConns(cfg *config.Config, log *slog.Logger) ([]*udp.Conn, error) {
 	rl := cfg.Server.RateLimit
 	lc := udp.ListenConfig{Sockets: cfg.Server.Workers, IPv4Prefix: rl.IPv4Prefix, IPv6Prefix: rl.IPv6Prefix}

@@ -13,7 +13,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -48,9 +47,6 @@ const (
 // whatever has become of the file since. Its errors name path.
 func ChildConfig(path string) (*config.Config, error) {
 	f := os.NewFile(configFD, "config")
-	if f == nil {
-		return nil, errors.New("privsep: no configuration handed over")
-	}
 	defer f.Close()
 	// ReadAt: every start reads its own copy of the descriptor, which
 	// shares its offset with the keeper's.
@@ -129,20 +125,18 @@ func startServerChild(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		return nil, fmt.Errorf("privsep: %s=%q", socketsEnv, os.Getenv(socketsEnv))
 	}
 	var conns []*udp.Conn
-	for i := range n {
-		c, err := udp.FromFile(os.NewFile(uintptr(firstFD+i), "udp"))
-		if err != nil {
-			for _, c := range conns {
-				_ = c.Close() // the error above is what matters
-			}
-			return nil, fmt.Errorf("privsep: socket %d: %w", i, err)
-		}
-		conns = append(conns, c)
-	}
 	closeConns := func() {
 		for _, c := range conns {
 			_ = c.Close() // the error at hand is what matters
 		}
+	}
+	for i := range n {
+		c, err := udp.FromFile(os.NewFile(uintptr(firstFD+i), "udp"))
+		if err != nil {
+			closeConns()
+			return nil, fmt.Errorf("privsep: socket %d: %w", i, err)
+		}
+		conns = append(conns, c)
 	}
 	state, err := fileConn(firstFD+n, "state")
 	if err != nil {
@@ -216,6 +210,7 @@ func startEngineChild(ctx context.Context, cfg *config.Config, log *slog.Logger,
 	}
 	state, err := fileConn(firstFD+1, "state")
 	if err != nil {
+		_ = keeper.Close() // the error above is what matters
 		return nil, err
 	}
 	var ln net.Listener
@@ -290,10 +285,8 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, data
 	if err != nil {
 		return fmt.Errorf("privsep: %w", err)
 	}
-	start, self := selfExec(log)
-	startFD := -1
+	self := selfExec(log)
 	if self != nil {
-		startFD = int(self.Fd())
 		defer self.Close()
 	}
 	conf, err := configFile(data)
@@ -368,7 +361,7 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, data
 	}
 	log.Info("confined", "role", "keeper", "capabilities", fmt.Sprint(kept), "bounding_set_shrunk", bounded,
 		"seccomp", cfg.Privsep.Filter == config.FilterKill)
-	p := parent{ctx: ctx, cfg: cfg, log: log, exe: exe, start: start, startFD: startFD, configPath: configPath, config: conf, cred: cred, keeper: keeper,
+	p := parent{ctx: ctx, cfg: cfg, log: log, exe: exe, self: self, configPath: configPath, config: conf, cred: cred, keeper: keeper,
 		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first, xdp: prog}
 	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}
 	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log, func(name string, proc *os.Process) {
@@ -382,8 +375,7 @@ type parent struct {
 	cfg                  *config.Config
 	log                  *slog.Logger
 	exe, configPath      string
-	start                string   // what the children are started from (selfExec), or ""
-	startFD              int      // the descriptor in start
+	self                 *os.File // the program the children are started from (selfExec), or nil
 	config               *os.File // the configuration as the keeper read it, sealed
 	cred                 *syscall.Credential
 	keeper               *privsep.Keeper
@@ -398,20 +390,20 @@ type parent struct {
 }
 
 // selfExec returns what the children are started from: this program's
-// own file, held open from the start (as /proc/self/fd/N, and the file
-// that holds it), so that a child started again after the file on disk
-// was replaced (an upgrade) runs the keeper's program, which agrees with
-// it on the descriptors it hands over. Where that cannot be had, it
-// returns "", and the children are started from the program's path.
+// own file, held open from the start (and started as /proc/self/fd/N),
+// so that a child started again after the file on disk was replaced (an
+// upgrade) runs the keeper's program, which agrees with it on the
+// descriptors it hands over. Where that cannot be had, it returns nil,
+// and the children are started from the program's path.
 //
 // The descriptor is the highest the process may have: Go's fork and exec
 // moves and sets descriptors up to twice the number it hands over, and
 // must not reach it (command checks).
-func selfExec(log *slog.Logger) (string, *os.File) {
+func selfExec(log *slog.Logger) *os.File {
 	fd, err := unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		log.Warn("the children will be started from the program's path, which an upgrade may replace", "err", err)
-		return "", nil
+		return nil
 	}
 	var lim unix.Rlimit
 	err = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
@@ -422,10 +414,9 @@ func selfExec(log *slog.Logger) (string, *os.File) {
 	unix.Close(fd)
 	if err != nil {
 		log.Warn("the children will be started from the program's path, which an upgrade may replace", "err", err)
-		return "", nil
+		return nil
 	}
-	path := fmt.Sprintf("/proc/self/fd/%d", high)
-	return path, os.NewFile(uintptr(high), "meridian")
+	return os.NewFile(uintptr(high), "meridian")
 }
 
 // command returns the command of a child in role: the configuration at
@@ -437,8 +428,8 @@ func (p *parent) command(role string, files []*os.File, env ...string) (*exec.Cm
 		return nil, fmt.Errorf("privsep: %w", err)
 	}
 	cmd := exec.Command(p.exe, "daemon", "--config", p.configPath)
-	if p.start != "" && p.startFD > 2*(len(files)+4)+1 {
-		cmd.Path = p.start // argv[0] stays the program's name
+	if p.self != nil && int(p.self.Fd()) > 2*(len(files)+4)+1 {
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", p.self.Fd()) // argv[0] stays the program's name
 	}
 	cmd.Env = append([]string{roleEnv + "=" + role}, env...)
 	if tz, ok := os.LookupEnv("TZ"); ok { // the children log in the parent's zone
@@ -504,33 +495,31 @@ func (p *parent) engineCommand() (privsep.Start, error) {
 	if err != nil {
 		return privsep.Start{}, err
 	}
-	keeperEnd, err := theirs.File()
-	theirs.Close() // the file is a descriptor of its own
-	if err != nil {
-		mine.Close()
-		return privsep.Start{}, err
-	}
-	files := []*os.File{keeperEnd}
-	if f, err := p.fromEngine.File(); err == nil {
-		files = append(files, f)
-	} else {
-		mine.Close()
-		closeFiles(files)
-		return privsep.Start{}, err
-	}
+	var files []*os.File
 	var env []string
-	if p.ctl != nil {
-		f, err := p.ctl.File()
-		if err != nil {
-			mine.Close()
-			closeFiles(files)
-			return privsep.Start{}, err
+	add := func(f *os.File, err error) error {
+		if err == nil {
+			files = append(files, f)
 		}
-		files = append(files, f)
+		return err
+	}
+	err = add(theirs.File())
+	theirs.Close() // the file is a descriptor of its own
+	if err == nil {
+		err = add(p.fromEngine.File())
+	}
+	if err == nil && p.ctl != nil {
+		err = add(p.ctl.File())
 		env = append(env, controlEnv+"=1")
 	}
-	// The supervisor closes the files once the engine has them.
-	cmd, err := p.command("engine", files, env...)
+	var cmd *exec.Cmd
+	if err != nil {
+		closeFiles(files)
+	} else {
+		// The supervisor closes the files once the engine has them
+		// (command, on an error).
+		cmd, err = p.command("engine", files, env...)
+	}
 	if err != nil {
 		mine.Close()
 		return privsep.Start{}, err
@@ -688,7 +677,7 @@ func keeperDir(dir string, engineDirs []string) error {
 		if err != nil {
 			ed = filepath.Clean(d)
 		}
-		if rel, err := filepath.Rel(ed, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		if rel, err := filepath.Rel(ed, real); err == nil && filepath.IsLocal(rel) {
 			return fmt.Errorf("%s is in %s, the directory of the engine's state files, which it may write", dir, d)
 		}
 	}
