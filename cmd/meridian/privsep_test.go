@@ -205,28 +205,15 @@ func killChild(t *testing.T, pid int) {
 // network socket among its descriptors.
 func checkKeeper(t *testing.T, pid int) {
 	t.Helper()
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
-	if err != nil || len(tasks) == 0 {
-		t.Fatalf("keeper: threads %v, %v", tasks, err)
-	}
-	for _, task := range tasks {
-		b, err := os.ReadFile(task)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for task, s := range peertest.CheckTaskStatus(t, "keeper", pid, "NoNewPrivs:\t1", "Seccomp:\t2") {
 		for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
-			m := regexp.MustCompile(`\n` + set + `:\t([0-9a-f]+)\n`).FindSubmatch(b)
+			m := regexp.MustCompile(`\n` + set + `:\t([0-9a-f]+)\n`).FindStringSubmatch(s)
 			if m == nil {
 				t.Fatalf("keeper: %s has no %s", task, set)
 			}
-			v, _ := strconv.ParseUint(string(m[1]), 16, 64) // the pattern admits only hex
+			v, _ := strconv.ParseUint(m[1], 16, 64) // the pattern admits only hex
 			if v&^keeperCaps != 0 || (set == "CapInh" || set == "CapAmb") && v != 0 {
 				t.Errorf("keeper: %s %s = %x; want within %x", task, set, v, keeperCaps)
-			}
-		}
-		for _, w := range []string{"\nNoNewPrivs:\t1\n", "\nSeccomp:\t2\n"} {
-			if !strings.Contains(string(b), w) {
-				t.Errorf("keeper: %s lacks %q", task, strings.TrimSpace(w))
 			}
 		}
 	}
@@ -259,24 +246,10 @@ func checkKeeper(t *testing.T, pid int) {
 // /proc shows it (H1), and its descriptors (H5).
 func checkConfined(t *testing.T, name string, pid int) {
 	t.Helper()
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
-	if err != nil || len(tasks) == 0 {
-		t.Fatalf("%s: threads %v, %v", name, tasks, err)
-	}
-	want := []string{"\nUid:\t65534\t65534\t65534\t65534\n", "\nGid:\t65534\t65534\t65534\t65534\n",
-		"\nCapInh:\t0000000000000000\n", "\nCapPrm:\t0000000000000000\n", "\nCapEff:\t0000000000000000\n",
-		"\nCapAmb:\t0000000000000000\n", "\nNoNewPrivs:\t1\n", "\nSeccomp:\t2\n"}
-	for _, task := range tasks {
-		b, err := os.ReadFile(task)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range want {
-			if !strings.Contains(string(b), w) {
-				t.Errorf("%s: %s lacks %q", name, task, strings.TrimSpace(w))
-			}
-		}
-		if !regexp.MustCompile(`(?m)^Groups:\s*$`).Match(b) {
+	for task, s := range peertest.CheckTaskStatus(t, name, pid, "Uid:\t65534\t65534\t65534\t65534", "Gid:\t65534\t65534\t65534\t65534",
+		"CapInh:\t0000000000000000", "CapPrm:\t0000000000000000", "CapEff:\t0000000000000000",
+		"CapAmb:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2") {
+		if !regexp.MustCompile(`(?m)^Groups:\s*$`).MatchString(s) {
 			t.Errorf("%s: %s has supplementary groups", name, task)
 		}
 	}
@@ -412,17 +385,9 @@ func TestPrivsepWithCapabilities(t *testing.T) {
 	for name, pid := range pids {
 		checkConfined(t, name, pid)
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.Pid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range []string{"\nUid:\t65534\t65534\t65534\t65534\n", "\nCapInh:\t0000000000000000\n",
-		"\nCapPrm:\t0000000000000400\n", "\nCapEff:\t0000000000000400\n", "\nCapAmb:\t0000000000000000\n",
-		"\nNoNewPrivs:\t1\n", "\nSeccomp:\t2\n"} {
-		if !strings.Contains(string(status), w) {
-			t.Errorf("keeper: /proc/%d/status lacks %q", m.Pid(), strings.TrimSpace(w))
-		}
-	}
+	peertest.CheckTaskStatus(t, "keeper", m.Pid(), "Uid:\t65534\t65534\t65534\t65534", "CapInh:\t0000000000000000",
+		"CapPrm:\t0000000000000400", "CapEff:\t0000000000000400", "CapAmb:\t0000000000000000",
+		"NoNewPrivs:\t1", "Seccomp:\t2")
 	old := pids["server"]
 	killChild(t, old)
 	waitServing(t, m, bin, addr, stratum, func() bool { return childPids(t, m.Log())["server"] != old })

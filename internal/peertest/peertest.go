@@ -380,3 +380,38 @@ func NeedClockAlone(t testing.TB, why string) {
 		unavailable(t, "%s needs a clock no other daemon steers (kernel status %#x: synchronized)", why, tx.Status)
 	}
 }
+
+// TaskStatus returns the status (/proc/PID/task/TID/status) of every
+// thread of process pid, by path. It ends t if there is none.
+func TaskStatus(t testing.TB, pid int) map[string]string {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("peertest: threads of %d: %v, %v", pid, tasks, err)
+	}
+	st := map[string]string{}
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st[task] = string(b)
+	}
+	return st
+}
+
+// CheckTaskStatus fails t for each thread of process pid (name, in
+// messages) whose status lacks one of the lines want ("Key:\tvalue"),
+// and returns the statuses.
+func CheckTaskStatus(t testing.TB, name string, pid int, want ...string) map[string]string {
+	t.Helper()
+	st := TaskStatus(t, pid)
+	for task, s := range st {
+		for _, w := range want {
+			if !strings.Contains(s, "\n"+w+"\n") {
+				t.Errorf("%s: %s lacks %q", name, task, w)
+			}
+		}
+	}
+	return st
+}
