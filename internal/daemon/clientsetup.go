@@ -12,6 +12,7 @@ import (
 	"github.com/meridian-ntp/meridian/internal/drift"
 	"github.com/meridian-ntp/meridian/internal/engine"
 	"github.com/meridian-ntp/meridian/internal/leapfile"
+	"github.com/meridian-ntp/meridian/internal/ntp"
 	"github.com/meridian-ntp/meridian/internal/steplog"
 )
 
@@ -87,7 +88,7 @@ func newClientConfig(cfg *config.Config, precision int8, log *slog.Logger) clien
 	cc.Engine = engine.Config{Names: names, Discipline: dc, Precision: precision}
 	for _, ap := range cfg.Server.Listen {
 		if !ap.Addr().IsUnspecified() {
-			cc.Engine.OwnRefIDs = append(cc.Engine.OwnRefIDs, engine.RefIDOf(ap.Addr()))
+			cc.Engine.OwnRefIDs = append(cc.Engine.OwnRefIDs, ntp.RefIDFromAddr(ap.Addr()))
 		}
 	}
 	return cc

@@ -42,7 +42,7 @@ type SourceConfig struct {
 	// Addr is where the source's requests go.
 	Addr netip.AddrPort
 	// RefID is the reference ID the server serves while synchronized to
-	// this source (RefIDOf its address, or any ID in a simulation).
+	// this source (ntp.RefIDFromAddr of its address, or any ID in a simulation).
 	RefID ntp.RefID
 	// Group names the source's network (GroupOf its address): the
 	// sources of one group count as one in selection (THREATS D7).

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"crypto/md5"
 	"net/netip"
 	"time"
 
@@ -232,7 +231,7 @@ func (e *Engine) keepServer(now mono.Instant, n int, members []int, addrs []neti
 // addFrom adds a source at ap resolved from name n.
 func (e *Engine) addFrom(now mono.Instant, n int, ap netip.AddrPort) {
 	cfg := e.names[n].cfg
-	e.add(now, SourceConfig{Name: cfg.Name, Addr: ap, RefID: RefIDOf(ap.Addr()), Group: GroupOf(ap.Addr()),
+	e.add(now, SourceConfig{Name: cfg.Name, Addr: ap, RefID: ntp.RefIDFromAddr(ap.Addr()), Group: GroupOf(ap.Addr()),
 		Options: cfg.Options}, n)
 }
 
@@ -291,19 +290,6 @@ func (e *Engine) resolveSoon(now mono.Instant, n int) {
 	if !ns.pending && ns.failures == 0 {
 		ns.due, ns.wanted = now, true
 	}
-}
-
-// RefIDOf returns the reference ID a server synchronized to addr sends:
-// the IPv4 address, or the first four bytes of the MD5 digest of the IPv6
-// address (RFC 5905 §7.3).
-func RefIDOf(addr netip.Addr) ntp.RefID {
-	addr = addr.Unmap()
-	if addr.Is4() {
-		return ntp.RefID(addr.As4())
-	}
-	b := addr.As16()
-	sum := md5.Sum(b[:])
-	return ntp.RefID(sum[:4])
 }
 
 // GroupOf names the network of addr for the selection's diversity rule:
