@@ -97,5 +97,6 @@ func newClientConfig(cfg *config.Config, precision int8, log *slog.Logger) clien
 // nameConfig returns the engine's configuration of a server or pool.
 func nameConfig(s config.ServerSpec, pool bool) engine.NameConfig {
 	return engine.NameConfig{Name: s.HostPort(), Host: s.Host, Port: s.Port, Pool: pool, MaxSources: s.MaxSources,
-		Options: engine.SourceOptions{IBurst: s.IBurst, MinPoll: s.MinPoll, MaxPoll: s.MaxPoll, Prefer: s.Prefer, NoSelect: s.NoSelect}}
+		Options: engine.SourceOptions{IBurst: s.IBurst,
+			Options: discipline.Options{MinPoll: s.MinPoll, MaxPoll: s.MaxPoll, Prefer: s.Prefer, NoSelect: s.NoSelect}}}
 }

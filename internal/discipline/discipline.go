@@ -193,7 +193,7 @@ func New(cfg Config, now mono.Instant) *Discipline {
 
 // SetOptions sets source src's options; a source without is polled and
 // selected by the Config alone.
-func (d *Discipline) SetOptions(src int, o Options) {
+func (d *Discipline) SetOptions(src int, o Options) Options {
 	// A bound given alone moves the other when it must: maxpoll 4 alone
 	// polls every 16 s, minpoll 12 alone every 4096 s.
 	switch {
@@ -209,6 +209,7 @@ func (d *Discipline) SetOptions(src int, o Options) {
 	if e := d.sources[src]; e != nil {
 		e.poll = max(o.MinPoll, min(o.MaxPoll, e.poll))
 	}
+	return o
 }
 
 // Remove forgets source src: its estimate no longer takes part, and a

@@ -23,15 +23,12 @@ import (
 	"github.com/meridian-ntp/meridian/internal/source"
 )
 
-// SourceOptions are a source's options, as configured.
+// SourceOptions are a source's options, as configured: the
+// discipline's, and its start.
 type SourceOptions struct {
+	discipline.Options
 	// IBurst starts the source with a burst of requests.
 	IBurst bool
-	// MinPoll and MaxPoll bound its poll interval, log2 seconds (0: the
-	// discipline's bounds).
-	MinPoll, MaxPoll int8
-	// Prefer and NoSelect: see discipline.Options.
-	Prefer, NoSelect bool
 }
 
 // SourceConfig configures one source.
@@ -146,15 +143,12 @@ func (e *Engine) add(now mono.Instant, sc SourceConfig, name int) int {
 		i = len(e.slots)
 		e.slots = append(e.slots, nil)
 	}
-	o := sc.Options
-	maxPoll := o.MaxPoll
-	if maxPoll == 0 {
-		maxPoll = e.cfg.Discipline.MaxPoll
-	}
+	// The association backs off (after a kiss) as far as the poll
+	// bounds the discipline settles on.
+	o := e.d.SetOptions(i, sc.Options.Options)
 	e.slots[i] = &slot{cfg: sc, id: e.nextID, name: name, buf: make([]byte, ntp.HeaderLen),
-		assoc: source.NewAssociation(source.AssocConfig{IBurst: o.IBurst, MaxPoll: maxPoll}, e.rands(e.nextID), now)}
+		assoc: source.NewAssociation(source.AssocConfig{IBurst: sc.Options.IBurst, MaxPoll: o.MaxPoll}, e.rands(e.nextID), now)}
 	e.nextID++
-	e.d.SetOptions(i, discipline.Options{MinPoll: o.MinPoll, MaxPoll: o.MaxPoll, NoSelect: o.NoSelect, Prefer: o.Prefer})
 	if name >= 0 {
 		e.events = append(e.events, Event{Kind: EventAdded, Src: i, Name: sc.Name, Addr: sc.Addr})
 	}
