@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"maps"
 	"net/netip"
 	"time"
 
@@ -270,14 +271,24 @@ func (e *Engine) judge(now mono.Instant, src int) {
 	}
 }
 
-// drop removes pool member src and shuns its address for a while.
+// drop removes pool member src and shuns its address for a while. With
+// the list full, the expired entries go, and then the oldest (the lowest
+// address of those dropped at once): the same drops leave the same list,
+// whatever the map's order.
 func (e *Engine) drop(now mono.Instant, src int, reason string) {
 	if len(e.shunned) >= maxShunned {
+		maps.DeleteFunc(e.shunned, func(_ netip.AddrPort, until mono.Instant) bool { return !now.Before(until) })
+	}
+	for len(e.shunned) >= maxShunned {
+		var oldest netip.AddrPort
+		var at mono.Instant
+		first := true
 		for ap, until := range e.shunned {
-			if !now.Before(until) || len(e.shunned) >= maxShunned {
-				delete(e.shunned, ap)
+			if first || until.Before(at) || until == at && ap.Compare(oldest) < 0 {
+				oldest, at, first = ap, until, false
 			}
 		}
+		delete(e.shunned, oldest)
 	}
 	e.shunned[e.slots[src].cfg.Addr] = now.Add(shunFor)
 	e.remove(src, reason)

@@ -310,3 +310,48 @@ func TestGroupOf(t *testing.T) {
 		}
 	}
 }
+
+// TestShunnedBound: with the list of dropped addresses full, a drop
+// removes the expired entries, or else the oldest one (the lowest address
+// among those dropped at once), whatever the map's order.
+func TestShunnedBound(t *testing.T) {
+	now := mono.Instant(time.Hour)
+	addr := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 123+uint16(i/256))
+	}
+	fill := func(e *Engine, until func(i int) mono.Instant) {
+		clear(e.shunned)
+		for i := range maxShunned {
+			e.shunned[addr(i)] = until(i)
+		}
+	}
+	for range 20 { // map order differs from run to run
+		e := newEngine(2)
+		// All live, two of them the oldest, at the same time.
+		fill(e, func(i int) mono.Instant {
+			if i == 7 || i == 3 {
+				return now
+			}
+			return now.Add(time.Duration(i+1) * time.Second)
+		})
+		e.drop(now.Add(-time.Second), 0, "test")
+		if _, ok := e.shunned[addr(3)]; ok || len(e.shunned) != maxShunned {
+			t.Fatalf("%d shunned, %v still there; want %d, the oldest lowest address (%v) gone",
+				len(e.shunned), addr(3), maxShunned, addr(3))
+		}
+		if _, ok := e.shunned[addr(7)]; !ok {
+			t.Fatalf("%v gone too; want only %v", addr(7), addr(3))
+		}
+		// Expired ones go first, all of them.
+		fill(e, func(i int) mono.Instant {
+			if i < 10 {
+				return now - 1
+			}
+			return now.Add(time.Minute)
+		})
+		e.drop(now, 1, "test")
+		if len(e.shunned) != maxShunned-10+1 {
+			t.Fatalf("%d shunned after a drop with 10 expired; want %d", len(e.shunned), maxShunned-9)
+		}
+	}
+}
