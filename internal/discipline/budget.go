@@ -41,16 +41,18 @@ func NewBudget(limit time.Duration, steps []Step) *Budget {
 // clock has gone back since) counts as recent. The sum saturates: steps
 // of a step file may each be as large as a time.Duration allows.
 func (b *Budget) Allows(utc time.Time, size time.Duration) bool {
-	if b.limit < 0 {
-		return true
-	}
-	spent := size.Abs()
+	return b.limit < 0 || addSat(b.spent(utc), size.Abs()) <= b.limit
+}
+
+// spent returns the steps of the last StepWindow at utc, added up.
+func (b *Budget) spent(utc time.Time) time.Duration {
+	var spent time.Duration
 	for _, s := range b.steps {
 		if utc.Sub(s.At) < StepWindow {
 			spent = addSat(spent, s.Size.Abs())
 		}
 	}
-	return spent <= b.limit
+	return spent
 }
 
 // addSat returns a+b for non-negative a and b, at most the largest
@@ -83,13 +85,7 @@ func (b *Budget) Remaining(utc time.Time) (time.Duration, bool) {
 	if b.limit < 0 {
 		return 0, false
 	}
-	var spent time.Duration
-	for _, s := range b.steps {
-		if utc.Sub(s.At) < StepWindow {
-			spent = addSat(spent, s.Size.Abs())
-		}
-	}
-	return max(b.limit-spent, 0), true
+	return max(b.limit-b.spent(utc), 0), true
 }
 
 // Steps returns the steps remembered, oldest first. The result is the

@@ -478,9 +478,7 @@ func (d *Discipline) holdover(now mono.Instant) Adjustment {
 func (d *Discipline) combine(now mono.Instant) (theta, nu float64, ok bool) {
 	cor := d.Corrected(now)
 	cs := make([]candidate, 0, len(d.sources))
-	answered := 0
 	for src, e := range d.sources {
-		answered++
 		o := d.options(src)
 		// A source suspected of smearing stays out until its next sample
 		// after the smear, which starts its filter afresh.
@@ -492,7 +490,8 @@ func (d *Discipline) combine(now mono.Instant) (theta, nu float64, ok bool) {
 		lo, hi := interval(t, vt, slices.Min(e.delays), e.rootDist)
 		cs = append(cs, candidate{src: src, group: e.group, theta: t, nu: n, varTheta: vt, lo: lo, hi: hi, prefer: o.Prefer})
 	}
-	if 2*answered <= d.cfg.Sources && now.Sub(d.started) < StartWait {
+	// Every source with an estimate has answered.
+	if 2*len(d.sources) <= d.cfg.Sources && now.Sub(d.started) < StartWait {
 		d.alarm = AlarmWaiting
 		return 0, 0, false
 	}
