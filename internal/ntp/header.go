@@ -152,6 +152,15 @@ type Header struct {
 	Transmit  Time
 }
 
+// MakeKiss makes h a kiss-o'-death with code (RFC 5905 §7.4): stratum
+// 0 and the code as reference ID, leap 3 so that a client that does not
+// understand kisses does not use it either, and no reference time, root
+// delay or root dispersion.
+func (h *Header) MakeKiss(code RefID) {
+	h.Leap, h.Stratum, h.RefID, h.Reference = LeapUnsync, 0, code, 0
+	h.RootDelay, h.RootDisp = 0, 0
+}
+
 // Decode sets h from the first 48 bytes of b. Every bit pattern is a valid
 // header; Decode fails only when b is shorter than HeaderLen.
 func (h *Header) Decode(b []byte) error {

@@ -145,10 +145,7 @@ func (r *Responder) respond(now mono.Instant, st *State, from netip.Addr, rx ntp
 		Reference: st.Reference, Origin: p.Transmit, Receive: rx,
 	}
 	if verdict == KissRate || verdict == KissDeny {
-		// RFC 5905 §7.4: stratum 0 and the kiss code; leap 3 so that
-		// clients that do not understand kisses still do not use it.
-		h.Leap, h.Stratum, h.RefID, h.Reference = ntp.LeapUnsync, 0, kiss, 0
-		h.RootDelay, h.RootDisp = 0, 0
+		h.MakeKiss(kiss)
 	}
 	n, err := h.Encode(dst)
 	if err != nil {

@@ -264,16 +264,16 @@ func (r *runner) deliver(snd engine.Send) {
 	if n == 0 {
 		return
 	}
-	server.StampTransmit(resp, rx)
 	if ss.Kiss != nil {
 		if code := ss.Kiss(arrive); code != (ntp.RefID{}) {
-			// A kiss-o'-death (RFC 5905 §7.4): leap 3, stratum 0, the
-			// code as reference ID, the origin echoed.
-			resp[0] = 3<<6 | resp[0]&0x3F
-			resp[1] = 0
-			copy(resp[12:16], code[:])
+			var h ntp.Header
+			if h.Decode(resp[:n]) == nil {
+				h.MakeKiss(code)
+				n, _ = h.Encode(resp) // a header fits the buffer it came from
+			}
 		}
 	}
+	server.StampTransmit(resp, rx)
 	r.q.push(event{at: arrive + down, kind: evReply, srv: snd.Src, pkt: resp[:n]})
 }
 
