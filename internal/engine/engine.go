@@ -170,11 +170,19 @@ func (e *Engine) Len() int { return len(e.slots) }
 // Source returns source src's configuration and its unique number (see
 // New), and whether there is such a source.
 func (e *Engine) Source(src int) (SourceConfig, int, bool) {
-	if src < 0 || src >= len(e.slots) || e.slots[src] == nil {
+	s := e.slot(src)
+	if s == nil {
 		return SourceConfig{}, 0, false
 	}
-	s := e.slots[src]
 	return s.cfg, s.id, true
+}
+
+// slot returns source src's slot, or nil if there is no such source.
+func (e *Engine) slot(src int) *slot {
+	if src < 0 || src >= len(e.slots) {
+		return nil
+	}
+	return e.slots[src]
 }
 
 // Next returns when HandleTimer must next be called (or DueNames, for
@@ -245,8 +253,8 @@ func (e *Engine) HandleTimer(now mono.Instant, wall ntp.Time, sends []Send) ([]S
 // request, handed out by HandleTimer, actually left: the time that the
 // reply's offset and delay are measured from.
 func (e *Engine) Sent(src int, t1 ntp.Time) {
-	if src >= 0 && src < len(e.slots) && e.slots[src] != nil {
-		e.slots[src].assoc.Sent(t1)
+	if s := e.slot(src); s != nil {
+		s.assoc.Sent(t1)
 	}
 }
 
@@ -255,10 +263,10 @@ func (e *Engine) Sent(src int, t1 ntp.Time) {
 // as a time). If the reply is valid, it returns the clock's new
 // adjustment; otherwise the error says why it was refused.
 func (e *Engine) HandleResponse(now mono.Instant, src int, b []byte, t4 ntp.Time, utc time.Time) (discipline.Adjustment, error) {
-	if src < 0 || src >= len(e.slots) || e.slots[src] == nil {
+	sl := e.slot(src)
+	if sl == nil {
 		return discipline.Adjustment{}, source.ErrNoRequest
 	}
-	sl := e.slots[src]
 	s, err := sl.assoc.HandleResponse(now, b, t4)
 	if err != nil {
 		return discipline.Adjustment{}, err
@@ -285,20 +293,20 @@ func (e *Engine) Discipline() *discipline.Discipline { return e.d }
 // Last returns the header of source src's last valid reply, and whether
 // there was one.
 func (e *Engine) Last(src int) (ntp.Header, bool) {
-	if src < 0 || src >= len(e.slots) || e.slots[src] == nil {
+	s := e.slot(src)
+	if s == nil {
 		return ntp.Header{}, false
 	}
-	h := e.slots[src].last
-	return h, h.Mode != 0
+	return s.last, s.last.Mode != 0
 }
 
 // Association returns source src's association, for status, or nil if
 // there is no such source.
 func (e *Engine) Association(src int) *source.Association {
-	if src < 0 || src >= len(e.slots) || e.slots[src] == nil {
-		return nil
+	if s := e.slot(src); s != nil {
+		return s.assoc
 	}
-	return e.slots[src].assoc
+	return nil
 }
 
 // State returns the time state to serve at now: unsynchronized while the
