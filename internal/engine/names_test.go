@@ -147,16 +147,17 @@ func TestPoolBounded(t *testing.T) {
 // or lost if it returns nil. It returns the time reached.
 func run(t *testing.T, e *Engine, now mono.Instant, d time.Duration, answer func(src int) (st *server.State, offset time.Duration)) mono.Instant {
 	t.Helper()
-	return runAt(t, e, wall0, now, d, answer)
+	return runAt(t, e, wall0, now, d, func(_ mono.Instant, src int) (*server.State, time.Duration) { return answer(src) })
 }
 
-// runAt is run with the local clock reading base at mono time 0.
-func runAt(t *testing.T, e *Engine, base time.Time, now mono.Instant, d time.Duration, answer func(src int) (st *server.State, offset time.Duration)) mono.Instant {
+// runAt is run with the local clock reading base at mono time 0, and an
+// answer that may change with the time of the request.
+func runAt(t *testing.T, e *Engine, base time.Time, now mono.Instant, d time.Duration, answer func(now mono.Instant, src int) (st *server.State, offset time.Duration)) mono.Instant {
 	t.Helper()
 	resp := server.NewResponder(server.Config{})
 	end := now.Add(d)
 	for now < end {
-		answerDue(t, e, resp, base, now, 500*time.Microsecond, answer)
+		answerDue(t, e, resp, base, now, 500*time.Microsecond, func(src int) (*server.State, time.Duration) { return answer(now, src) })
 		// A name due (left for the test to take) keeps Next in the past.
 		if next, _ := e.Next(); next > now {
 			now = next
@@ -237,16 +238,14 @@ func TestPoolKeepsSmearingMember(t *testing.T) {
 	// Noon on the last day of June: three members announce the leap,
 	// the fourth does not and drifts away as a smear would.
 	base := time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC)
-	run := func(now mono.Instant, d time.Duration) mono.Instant {
-		return runAt(t, e, base, now, d, func(src int) (*server.State, time.Duration) {
-			c, _, _ := e.Source(src)
-			if c.Addr == smearer {
-				return good, -time.Duration(now) / 86400
-			}
-			return &announcing, 0
-		})
-	}
-	now := run(0, 10*time.Hour)
+	// (A smear over a day: the offset grows by a second over 86400 s.)
+	now := runAt(t, e, base, 0, 10*time.Hour, func(at mono.Instant, src int) (*server.State, time.Duration) {
+		c, _, _ := e.Source(src)
+		if c.Addr == smearer {
+			return good, -time.Duration(at) / 86400
+		}
+		return &announcing, 0
+	})
 	for _, ev := range e.Events(nil) {
 		if ev.Kind == EventRemoved {
 			t.Errorf("dropped %v (%s); want every member kept", ev.Addr, ev.Reason)
