@@ -53,15 +53,15 @@ func Parse(b []byte) (Drift, error) {
 	}
 	f := strings.Fields(line)
 	if len(f) != 4 || f[0]+" "+f[1] != magic {
-		return Drift{}, fmt.Errorf("%w: want %q and two numbers, got %q", ErrInvalid, magic, clip(line))
+		return Drift{}, fmt.Errorf("%w: want %q and two numbers, got %q", ErrInvalid, magic, statefile.Clip(line))
 	}
 	var d Drift
 	var err error
 	if d.FreqPPM, err = strconv.ParseFloat(f[2], 64); err != nil || math.IsNaN(d.FreqPPM) || math.Abs(d.FreqPPM) > MaxFreqPPM {
-		return Drift{}, fmt.Errorf("%w: frequency %q is not a number between -%d and %d ppm", ErrInvalid, clip(f[2]), MaxFreqPPM, MaxFreqPPM)
+		return Drift{}, fmt.Errorf("%w: frequency %q is not a number between -%d and %d ppm", ErrInvalid, statefile.Clip(f[2]), MaxFreqPPM, MaxFreqPPM)
 	}
 	if d.SDPPM, err = strconv.ParseFloat(f[3], 64); err != nil || math.IsNaN(d.SDPPM) || d.SDPPM < 0 || d.SDPPM > MaxSDPPM {
-		return Drift{}, fmt.Errorf("%w: deviation %q is not a number between 0 and %d ppm", ErrInvalid, clip(f[3]), MaxSDPPM)
+		return Drift{}, fmt.Errorf("%w: deviation %q is not a number between 0 and %d ppm", ErrInvalid, statefile.Clip(f[3]), MaxSDPPM)
 	}
 	return d, nil
 }
@@ -75,31 +75,12 @@ func Format(d Drift) ([]byte, error) {
 	return fmt.Appendf(nil, "%s %.6f %.6f\n", magic, d.FreqPPM, d.SDPPM), nil
 }
 
-// clip shortens text for a message and quotes nothing itself.
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
-}
-
 // Read reads and parses the drift file at path. A missing file is
 // os.ErrNotExist (errors.Is), for the caller to treat as "no drift yet".
 // A file that is not a regular file (a symbolic link to one is followed,
 // as for the configuration) is refused.
 func Read(path string) (Drift, error) {
-	b, err := statefile.Read(path, MaxSize)
-	if errors.Is(err, statefile.ErrNotRegular) || errors.Is(err, statefile.ErrTooLarge) {
-		return Drift{}, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if err != nil {
-		return Drift{}, err
-	}
-	d, err := Parse(b)
-	if err != nil {
-		return Drift{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return d, nil
+	return statefile.ReadParsed(path, MaxSize, ErrInvalid, Parse)
 }
 
 // Write writes d to path atomically (see statefile.Write).

@@ -48,6 +48,33 @@ func Read(path string, max int) ([]byte, error) {
 	return b[:n], nil
 }
 
+// ReadParsed reads the file at path as Read does and parses it with
+// parse. A file Read refuses (not a regular file, too long) is an error
+// wrapping invalid, which parse's errors wrap too; those name path.
+func ReadParsed[T any](path string, max int, invalid error, parse func([]byte) (T, error)) (T, error) {
+	var zero T
+	b, err := Read(path, max)
+	if errors.Is(err, ErrNotRegular) || errors.Is(err, ErrTooLarge) {
+		return zero, fmt.Errorf("%w: %v", invalid, err)
+	}
+	if err != nil {
+		return zero, err
+	}
+	v, err := parse(b)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+// Clip shortens text to quote in a message.
+func Clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
 // Write writes b to path atomically: into a new temporary file in the
 // same directory (never following a link an attacker may have left
 // there), synced to disk, renamed over path, with the directory synced

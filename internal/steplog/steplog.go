@@ -65,15 +65,15 @@ func Parse(b []byte) ([]discipline.Step, error) {
 func parseLine(l string) (discipline.Step, error) {
 	at, size, ok := strings.Cut(l, " ")
 	if !ok || strings.Contains(size, " ") {
-		return discipline.Step{}, fmt.Errorf("want TIME SIZE, got %q", clip(l))
+		return discipline.Step{}, fmt.Errorf("want TIME SIZE, got %q", statefile.Clip(l))
 	}
 	t, err := time.Parse(time.RFC3339Nano, at)
 	if err != nil || !strings.HasSuffix(at, "Z") {
-		return discipline.Step{}, fmt.Errorf("time %q is not an RFC 3339 time in UTC", clip(at))
+		return discipline.Step{}, fmt.Errorf("time %q is not an RFC 3339 time in UTC", statefile.Clip(at))
 	}
 	d, ok := parseSeconds(size)
 	if !ok {
-		return discipline.Step{}, fmt.Errorf("size %q is not a signed number of seconds (at most 9 decimals) within 200 years", clip(size))
+		return discipline.Step{}, fmt.Errorf("size %q is not a signed number of seconds (at most 9 decimals) within 200 years", statefile.Clip(size))
 	}
 	return discipline.Step{At: t, Size: d}, nil
 }
@@ -135,29 +135,10 @@ func Format(steps []discipline.Step) ([]byte, error) {
 	return b, nil
 }
 
-// clip shortens text for a message.
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
-}
-
 // Read reads and parses the step file at path. A missing file is
 // os.ErrNotExist (errors.Is): no steps yet.
 func Read(path string) ([]discipline.Step, error) {
-	b, err := statefile.Read(path, MaxSize)
-	if errors.Is(err, statefile.ErrNotRegular) || errors.Is(err, statefile.ErrTooLarge) {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	steps, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return steps, nil
+	return statefile.ReadParsed(path, MaxSize, ErrInvalid, Parse)
 }
 
 // Write writes steps to path atomically.

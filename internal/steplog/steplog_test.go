@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meridian-ntp/meridian/internal/discipline"
+	"github.com/meridian-ntp/meridian/internal/statefile"
 )
 
 var t0 = time.Date(2026, 12, 2, 3, 4, 5, 123456789, time.UTC)
@@ -48,7 +49,7 @@ func TestParse(t *testing.T) {
 		"meridian-steps 1\n" + strings.Repeat(" ", MaxSize),
 	} {
 		if got, err := Parse([]byte(bad)); err == nil || !errors.Is(err, ErrInvalid) {
-			t.Errorf("Parse(%q) = %+v, %v; want ErrInvalid", clip(bad), got, err)
+			t.Errorf("Parse(%q) = %+v, %v; want ErrInvalid", statefile.Clip(bad), got, err)
 		}
 	}
 }
