@@ -2,6 +2,7 @@ package statefile
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,5 +49,36 @@ func TestReadWrite(t *testing.T) {
 	// A missing directory: an error.
 	if err := Write(filepath.Join(dir, "missing", "state"), nil); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("Write into a missing directory: %v; want an error naming it", err)
+	}
+}
+
+// TestReadParsed: a file Read refuses and one parse refuses are errors
+// wrapping the caller's invalid-file error (the latter naming the path);
+// a missing file is os.ErrNotExist.
+func TestReadParsed(t *testing.T) {
+	errBad := errors.New("bad file")
+	parse := func(b []byte) (string, error) {
+		if string(b) != "ok" {
+			return "", fmt.Errorf("%w: %q", errBad, b)
+		}
+		return string(b), nil
+	}
+	dir := t.TempDir()
+	good, bad, long := filepath.Join(dir, "good"), filepath.Join(dir, "bad"), filepath.Join(dir, "long")
+	for p, b := range map[string]string{good: "ok", bad: "no", long: "okokok"} {
+		if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := ReadParsed(good, 4, errBad, parse); v != "ok" || err != nil {
+		t.Errorf("good file: %q, %v", v, err)
+	}
+	for _, p := range []string{bad, long, dir} {
+		if _, err := ReadParsed(p, 4, errBad, parse); !errors.Is(err, errBad) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: %v; want the invalid-file error, naming the path", p, err)
+		}
+	}
+	if _, err := ReadParsed(filepath.Join(dir, "missing"), 4, errBad, parse); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v; want os.ErrNotExist", err)
 	}
 }
