@@ -65,7 +65,7 @@ func newClientConfig(cfg *config.Config, precision int8, log *slog.Logger) clien
 	if c.DriftFile != "" {
 		switch d, err := drift.Read(c.DriftFile); {
 		case err == nil:
-			dc.DriftPPM, dc.DriftSDPPM = d.FreqPPM, max(d.SDPPM, 0.01)
+			dc.SetDrift(d.FreqPPM, d.SDPPM)
 			log.Info("drift file read", "file", c.DriftFile, "ppm", d.FreqPPM)
 		case errors.Is(err, os.ErrNotExist):
 			log.Info("no drift file yet", "file", c.DriftFile)

@@ -72,6 +72,14 @@ type Config struct {
 	Leaps *leapfile.File
 }
 
+// SetDrift starts the estimate from a remembered frequency error (a
+// drift file's, or a restart's): ppm, with standard deviation sdPPM, no
+// less than the discipline's floor (so that a remembered deviation of 0
+// is not taken for none).
+func (c *Config) SetDrift(ppm, sdPPM float64) {
+	c.DriftPPM, c.DriftSDPPM = ppm, max(sdPPM, minDriftSD*1e6)
+}
+
 func (c *Config) defaults() {
 	if c.MaxSlewPPM <= 0 {
 		c.MaxSlewPPM = 83333

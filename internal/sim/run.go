@@ -120,7 +120,7 @@ func (r *runner) restart() {
 		ec.Discipline.Steps = d.Steps()
 	}
 	if ppm, sd, ok := d.Drift(r.mono()); ok {
-		ec.Discipline.DriftPPM, ec.Discipline.DriftSDPPM = ppm, max(sd, 0.01)
+		ec.Discipline.SetDrift(ppm, sd)
 	}
 	r.eng = engine.New(ec, r.rands, r.mono())
 	r.c.a, r.slewing, r.armed = 0, false, ntp.LeapNone
