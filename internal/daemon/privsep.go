@@ -90,14 +90,6 @@ func ChildRole() privsep.Role {
 	return privsep.RoleAll
 }
 
-// filterMode converts the configured seccomp mode.
-func filterMode(m config.FilterMode) privsep.FilterMode {
-	if m == config.FilterLog {
-		return privsep.FilterLog
-	}
-	return privsep.FilterKill
-}
-
 // stateWriteWait bounds the engine's wait to hand a state to the server.
 const stateWriteWait = 10 * time.Millisecond
 
@@ -105,7 +97,7 @@ const stateWriteWait = 10 * time.Millisecond
 // handed it over (ChildRole), confined: Landlock and the role's seccomp
 // filter, applied once the descriptors are taken and the files read.
 func StartChild(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	mode := filterMode(cfg.Privsep.Filter)
+	mode := cfg.Privsep.Filter
 	// The log's times are local: the zone is loaded now, while its file
 	// can be read (Go loads it at its first use).
 	zone, offset := time.Now().Zone()
@@ -355,7 +347,7 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, data
 		closeFiles(first)
 		return err
 	}
-	if err := privsep.Confine(privsep.RoleKeeper, filterMode(cfg.Privsep.Filter), allow); err != nil {
+	if err := privsep.Confine(privsep.RoleKeeper, cfg.Privsep.Filter, allow); err != nil {
 		closeFiles(first)
 		return err
 	}

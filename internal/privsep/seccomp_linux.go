@@ -7,18 +7,21 @@ import (
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/sys/unix"
+
+	"github.com/meridian-ntp/meridian/internal/config"
 )
 
-// FilterMode is what a filter does with a system call off its list.
-type FilterMode uint8
+// FilterMode is what a filter does with a system call off its list: the
+// configuration's privsep.filter.
+type FilterMode = config.FilterMode
 
 // Filter modes.
 const (
 	// FilterKill kills the process (SIGSYS): the mode to run in.
-	FilterKill FilterMode = iota
+	FilterKill = config.FilterKill
 	// FilterLog lets the call through and has the kernel log it (the
 	// audit log, or the kernel's): for finding what a list lacks.
-	FilterLog
+	FilterLog = config.FilterLog
 )
 
 // runtimeCalls are what a Go program (runtime, scheduler, garbage
