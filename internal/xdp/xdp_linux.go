@@ -126,13 +126,13 @@ func (p *Program) createMaps(c Config) error {
 			n6++
 		}
 	}
-	p.ctl = newMap("ctl", ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
-	p.state = newMap("state", ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: stateLen, MaxEntries: 2})
+	p.ctl = newMap("ctl", ctlSpec)
+	p.state = newMap("state", stateSpec)
 	p.dests = newMap("dests", ebpf.MapSpec{Type: ebpf.Hash, KeySize: 20, ValueSize: 1, MaxEntries: uint32(max(len(c.Dests), 1))})
 	p.acl4 = newMap("acl4", ebpf.MapSpec{Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: uint32(n4), Flags: unix.BPF_F_NO_PREALLOC})
 	p.acl6 = newMap("acl6", ebpf.MapSpec{Type: ebpf.LPMTrie, KeySize: 20, ValueSize: 1, MaxEntries: uint32(n6), Flags: unix.BPF_F_NO_PREALLOC})
 	p.limit = newMap("limit", ebpf.MapSpec{Type: ebpf.LRUHash, KeySize: 16, ValueSize: entryLen, MaxEntries: uint32(tableSize)})
-	p.stats = newMap("stats", ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: numStats})
+	p.stats = newMap("stats", statsSpec)
 	return err
 }
 
@@ -156,10 +156,7 @@ func (p *Program) fillMaps(c Config) error {
 		}
 	}
 	// Until the first Publish, the program passes everything on.
-	if err := p.state.Put(uint32(0), encodeState(static{}, server.Unsynchronized(0), 0)); err != nil {
-		return fmt.Errorf("XDP state: %w", err)
-	}
-	return p.ctl.Put(uint32(0), uint32(0))
+	return p.Off()
 }
 
 func (p *Program) fds() mapFDs {
@@ -310,16 +307,14 @@ func (p *Program) MapFiles() ([]*os.File, error) {
 	return fs, nil
 }
 
-// mapShapes are what OpenMaps expects of the files MapFiles hands over.
-var mapShapes = [3]struct {
-	name              string
-	typ               ebpf.MapType
-	key, value, count uint32
-}{
-	{"ctl", ebpf.Array, 4, 4, 1},
-	{"state", ebpf.Array, 4, stateLen, 2},
-	{"stats", ebpf.PerCPUArray, 4, 8, numStats},
-}
+// The maps a server is handed (MapFiles, OpenMaps): as created, and as
+// OpenMaps checks what it is given.
+var (
+	ctlSpec    = ebpf.MapSpec{Name: "ctl", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}
+	stateSpec  = ebpf.MapSpec{Name: "state", Type: ebpf.Array, KeySize: 4, ValueSize: stateLen, MaxEntries: 2}
+	statsSpec  = ebpf.MapSpec{Name: "stats", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: numStats}
+	servedMaps = [...]*ebpf.MapSpec{&ctlSpec, &stateSpec, &statsSpec}
+)
 
 // OpenMaps takes over the maps of a program loaded by another process
 // (MapFiles there), for a server configured with c: it closes the files
@@ -327,7 +322,7 @@ var mapShapes = [3]struct {
 // everything it will need from the filesystem now, so that the caller
 // can be denied the filesystem afterwards.
 func OpenMaps(files []*os.File, c Config) (_ *Maps, err error) {
-	var ms [3]*ebpf.Map
+	var ms [len(servedMaps)]*ebpf.Map
 	defer func() {
 		for _, f := range files {
 			_ = f.Close() // the maps hold descriptors of their own
@@ -340,21 +335,20 @@ func OpenMaps(files []*os.File, c Config) (_ *Maps, err error) {
 			}
 		}
 	}()
-	if len(files) != len(mapShapes) {
-		return nil, fmt.Errorf("XDP maps: %d descriptors; want %d", len(files), len(mapShapes))
+	if len(files) != len(servedMaps) {
+		return nil, fmt.Errorf("XDP maps: %d descriptors; want %d", len(files), len(servedMaps))
 	}
 	for i, f := range files {
 		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
 			return nil, fmt.Errorf("XDP maps: %w", err)
 		}
+		spec := servedMaps[i]
 		if ms[i], err = ebpf.NewMapFromFD(fd); err != nil {
-			return nil, fmt.Errorf("XDP map %s: %w", mapShapes[i].name, err)
+			return nil, fmt.Errorf("XDP map %s: %w", spec.Name, err)
 		}
-		w := mapShapes[i]
-		if m := ms[i]; m.Type() != w.typ || m.KeySize() != w.key || m.ValueSize() != w.value || m.MaxEntries() != w.count {
-			return nil, fmt.Errorf("XDP map %s: a %v map of %d entries of %d-byte keys and %d-byte values; want %v, %d, %d, %d",
-				w.name, m.Type(), m.MaxEntries(), m.KeySize(), m.ValueSize(), w.typ, w.count, w.key, w.value)
+		if err := spec.Compatible(ms[i]); err != nil {
+			return nil, fmt.Errorf("XDP map %s: %w", spec.Name, err)
 		}
 	}
 	// The counters of every CPU are read at once: the number of CPUs

@@ -284,9 +284,14 @@ func TestOpenMaps(t *testing.T) {
 	if action, _, _, _ := run(t, p, in); action != xdpPass {
 		t.Errorf("after Off: action %d; want pass", action)
 	}
-	// The program's own handle still publishes: it reads nothing stale.
-	if err := p.Publish(synced()); err != nil {
+	// The program's own handle still publishes, to the slot the program
+	// does not read: it remembers nothing stale.
+	st := synced()
+	if err := p.Publish(st); err != nil {
 		t.Fatal(err)
+	}
+	if !check(t, p, c, resp, st, in) {
+		t.Fatal("the program did not answer after a state published through its own handle")
 	}
 	files, err = p.MapFiles()
 	if err != nil {
