@@ -184,7 +184,15 @@ func TestKeeperClock(t *testing.T) {
 	if r := vc.Record(); r.Leap != ntp.LeapInsert || !r.Synced || r.MaxErr != 16*time.Second {
 		t.Errorf("clock record %+v", r)
 	}
-	if err := kc.Step(time.Second); err == nil {
+	// An engine whose keeper is gone (its end closed, the engine's open)
+	// gets an error, not a wait without end.
+	keeperEnd, engineEnd2, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keeperEnd.Close()
+	defer engineEnd2.Close()
+	if err := NewKeeperClock(engineEnd2).Step(time.Second); err == nil {
 		t.Error("Step with the keeper gone: no error")
 	}
 }
