@@ -131,11 +131,7 @@ func (k *Keeper) Handle(b, out []byte) (resp []byte, bad bool) {
 		k.warn("invalid clock request refused", "err", err, "size", len(b))
 		return Response{Op: op, Status: StatusInvalid, Seq: seq}.Encode(out), k.strike()
 	}
-	err = k.policy.check(r, k.now(), k.budget)
-	if err == nil && r.Op == OpFrequency {
-		err = k.slewAllowed(r.FreqPPM)
-	}
-	if err != nil {
+	if err := k.policy.check(r, k.now(), k.budget); err != nil {
 		k.warn("clock request refused by the keeper's policy", "op", r.Op, "reason", err)
 		return Response{Op: r.Op, Status: StatusRefused, Seq: r.Seq}.Encode(out), k.strike()
 	}
@@ -173,13 +169,6 @@ func (k *Keeper) strike() bool {
 	return k.bad >= MaxBad
 }
 
-// budgetSlack is what is left of a budget that counts as spent: a slew's
-// share is measured in floating point.
-const budgetSlack = time.Millisecond
-
-// excess returns the part of a frequency correction beyond DriftPPM, as
-// a rate (s/s).
-func excess(ppm float64) float64 { return max(math.Abs(ppm)-DriftPPM, 0) * 1e-6 }
 
 // settle counts what the frequency in force moved the clock beyond
 // DriftPPM since it was last counted against the budget, and brings the
@@ -204,7 +193,7 @@ func (k *Keeper) settle() {
 	if excess(k.freq) == 0 {
 		return
 	}
-	if left, limited := k.budget.Remaining(k.now()); limited && left < budgetSlack {
+	if budgetSpent(k.budget, k.now()) {
 		f := math.Copysign(DriftPPM, k.freq)
 		if err := k.clock.SetFrequency(f); err != nil {
 			k.log.Error("clock keeper: cannot end a slew", "err", err)
@@ -213,19 +202,6 @@ func (k *Keeper) settle() {
 		k.log.Warn("clock keeper: the step budget is spent: slew ended", "from_ppm", k.freq, "to_ppm", f)
 		k.freq = f
 	}
-}
-
-// slewAllowed reports why a frequency correction of ppm may not be set
-// now: its slew beyond DriftPPM needs what is left of the budget. k.mu is
-// held.
-func (k *Keeper) slewAllowed(ppm float64) error {
-	if excess(ppm) == 0 {
-		return nil
-	}
-	if left, limited := k.budget.Remaining(k.now()); limited && left < budgetSlack {
-		return fmt.Errorf("a slew at %.3f ppm: the step budget of the last %v is spent", ppm, discipline.StepWindow)
-	}
-	return nil
 }
 
 // setFrequency sets the frequency correction and, if it slews beyond

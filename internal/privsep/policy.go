@@ -34,6 +34,20 @@ const (
 // is no way around it.
 const DriftPPM = 500
 
+// budgetSlack is what is left of a budget that counts as spent: a slew's
+// share is measured in floating point.
+const budgetSlack = time.Millisecond
+
+// excess returns the part of a frequency correction beyond DriftPPM, as
+// a rate (s/s).
+func excess(ppm float64) float64 { return max(math.Abs(ppm)-DriftPPM, 0) * 1e-6 }
+
+// budgetSpent reports whether b, a bounded budget, is spent at utc.
+func budgetSpent(b *discipline.Budget, utc time.Time) bool {
+	left, limited := b.Remaining(utc)
+	return limited && left < budgetSlack
+}
+
 func (p *Policy) defaults() {
 	if p.MaxStep == 0 {
 		p.MaxStep = DefaultMaxStep
@@ -51,6 +65,10 @@ func (p *Policy) check(r Request, utc time.Time, b *discipline.Budget) error {
 	case OpFrequency:
 		if math.Abs(r.FreqPPM) > p.MaxFreqPPM {
 			return fmt.Errorf("frequency correction %.3f ppm beyond ±%.0f", r.FreqPPM, p.MaxFreqPPM)
+		}
+		// A slew beyond DriftPPM needs what is left of the budget.
+		if excess(r.FreqPPM) > 0 && budgetSpent(b, utc) {
+			return fmt.Errorf("a slew at %.3f ppm: the step budget of the last %v is spent", r.FreqPPM, discipline.StepWindow)
 		}
 	case OpStep:
 		if p.MaxStep >= 0 && r.Step.Abs() > p.MaxStep {
