@@ -169,7 +169,6 @@ func (k *Keeper) strike() bool {
 	return k.bad >= MaxBad
 }
 
-
 // settle counts what the frequency in force moved the clock beyond
 // DriftPPM since it was last counted against the budget, and brings the
 // frequency back within DriftPPM once the budget is spent. k.mu is held.
