@@ -356,9 +356,7 @@ func RunPrivsep(ctx context.Context, cfg *config.Config, configPath string, data
 	p := parent{ctx: ctx, cfg: cfg, log: log, exe: exe, self: self, configPath: configPath, config: conf, cred: cred, keeper: keeper,
 		toServer: toServer, fromEngine: fromEngine, ctl: ctl, first: first, xdp: prog}
 	children := []privsep.Child{{Name: "server", Command: p.serverCommand}, {Name: "engine", Command: p.engineCommand}}
-	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log, func(name string, proc *os.Process) {
-		log.Info("child started", "child", name, "pid", proc.Pid)
-	})
+	return privsep.Supervise(ctx, children, privsep.Restart{Never: !cfg.Privsep.Restart}, log)
 }
 
 // parent is the state of RunPrivsep that the children's commands use.

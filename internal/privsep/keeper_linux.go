@@ -3,6 +3,7 @@ package privsep
 import (
 	"fmt"
 	"os"
+	"slices"
 
 	"kernel.org/pub/linux/libs/security/libcap/cap"
 )
@@ -46,7 +47,7 @@ func DropKeeperCaps() (kept []cap.Value, bounded bool, err error) {
 	}
 	var drop []cap.Value
 	for v := cap.Value(0); v < cap.MaxBits(); v++ {
-		if !isKeeperCap(v) {
+		if !slices.Contains(keeperCaps, v) {
 			if on, err := cap.GetBound(v); err == nil && on {
 				drop = append(drop, v)
 			}
@@ -77,13 +78,4 @@ func DropKeeperCaps() (kept []cap.Value, bounded bool, err error) {
 		return nil, false, fmt.Errorf("privsep: drop capabilities: %w", err)
 	}
 	return keep, bounded, nil
-}
-
-func isKeeperCap(v cap.Value) bool {
-	for _, k := range keeperCaps {
-		if k == v {
-			return true
-		}
-	}
-	return false
 }

@@ -74,9 +74,9 @@ const stopWait = 10 * time.Second
 // start the first time (its program cannot be run, or it exits with
 // status 1, which the daemon's children do only when they cannot set
 // themselves up) stops everything too: that is an installation's fault,
-// which restarting does not mend. started, if set, is called with each
-// child's name and process at every start (for tests and logs).
-func Supervise(ctx context.Context, children []Child, r Restart, log *slog.Logger, started func(name string, proc *os.Process)) error {
+// which restarting does not mend. Every start is logged ("child
+// started", with the child's name and pid).
+func Supervise(ctx context.Context, children []Child, r Restart, log *slog.Logger) error {
 	r.defaults()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -91,7 +91,7 @@ func Supervise(ctx context.Context, children []Child, r Restart, log *slog.Logge
 		// not to be restarted (it then cancels ctx, stopping the others).
 		go func() {
 			defer wg.Done()
-			if err := keep(ctx, c, r, log, started); err != nil {
+			if err := keep(ctx, c, r, log); err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
@@ -106,24 +106,22 @@ func Supervise(ctx context.Context, children []Child, r Restart, log *slog.Logge
 }
 
 // keep runs child c until ctx is done, restarting it as r says.
-func keep(ctx context.Context, c Child, r Restart, log *slog.Logger, started func(string, *os.Process)) error {
+func keep(ctx context.Context, c Child, r Restart, log *slog.Logger) error {
 	wait := r.MinWait
 	for first := true; ; first = false {
 		t0 := time.Now()
-		status, err := runOnce(ctx, c, started)
+		exit, startErr := runOnce(ctx, c, log)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if first && (status == "" || status == setupFailed) {
-			if err == nil {
-				err = fmt.Errorf("%w: the %s %s", ErrChildDied, c.Name, status)
-			}
+		err := startErr
+		if err == nil {
+			err = fmt.Errorf("%w: the %s %s", ErrChildDied, c.Name, describeExit(exit))
+		}
+		if first && (startErr != nil || setupFailed(exit)) {
 			// It never started: an installation's fault, not a crash's.
 			log.Error("child process cannot start; stopping", "child", c.Name, "err", err)
 			return err
-		}
-		if err == nil {
-			err = fmt.Errorf("%w: the %s %s", ErrChildDied, c.Name, status)
 		}
 		if r.Never {
 			log.Error("child process died; stopping", "child", c.Name, "err", err)
@@ -143,12 +141,12 @@ func keep(ctx context.Context, c Child, r Restart, log *slog.Logger, started fun
 }
 
 // runOnce starts c once and waits until it exits, or until ctx is done,
-// when it stops it. It returns how the process ended, or the error that
-// kept it from starting.
-func runOnce(ctx context.Context, c Child, started func(string, *os.Process)) (string, error) {
+// when it stops it. It returns how the process ended (cmd.Wait's error),
+// or the error that kept it from starting.
+func runOnce(ctx context.Context, c Child, log *slog.Logger) (exit, _ error) {
 	s, err := c.Command()
 	if err != nil {
-		return "", fmt.Errorf("privsep: %s: %w", c.Name, err)
+		return nil, fmt.Errorf("privsep: %s: %w", c.Name, err)
 	}
 	cmd, exited := s.Cmd, s.Exited
 	if cmd.SysProcAttr == nil {
@@ -182,35 +180,36 @@ func runOnce(ctx context.Context, c Child, started func(string, *os.Process)) (s
 		if exited != nil {
 			exited()
 		}
-		return "", fmt.Errorf("privsep: start the %s: %w", c.Name, err)
+		return nil, fmt.Errorf("privsep: start the %s: %w", c.Name, err)
 	}
 	if s.Started != nil {
 		s.Started(cmd.Process)
 	}
-	if started != nil {
-		started(c.Name, cmd.Process)
-	}
-	var werr error
+	log.Info("child started", "child", c.Name, "pid", cmd.Process.Pid)
 	select {
-	case werr = <-done:
+	case exit = <-done:
 	case <-ctx.Done():
 		// Signal errors are ignored: the process may have exited already.
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case werr = <-done:
+		case exit = <-done:
 		case <-time.After(stopWait):
 			_ = cmd.Process.Kill()
-			werr = <-done
+			exit = <-done
 		}
 	}
 	if exited != nil {
 		exited()
 	}
-	return describeExit(werr), nil
+	return exit, nil
 }
 
-// setupFailed is how describeExit reports exit status 1.
-const setupFailed = "exited with status 1"
+// setupFailed reports whether a process exited with status 1, as the
+// daemon's children do when they cannot set themselves up.
+func setupFailed(exit error) bool {
+	var ee *exec.ExitError
+	return errors.As(exit, &ee) && ee.ExitCode() == 1
+}
 
 // describeExit says how a process ended.
 func describeExit(err error) string {

@@ -13,10 +13,12 @@ import (
 )
 
 // sleeper returns a child that sleeps as user nobody (when the test runs
-// as root), counting its exits.
-func sleeper(t *testing.T, name string, exits *atomic.Int32) Child {
+// as root), reporting its starts and counting its exits.
+func sleeper(t *testing.T, name string, starts chan<- start, exits *atomic.Int32) Child {
 	return Child{Name: name, Command: func() (Start, error) {
-		return Start{Cmd: childCommand(t, "none", "sleep", ""), Exited: func() { exits.Add(1) }}, nil
+		return Start{Cmd: childCommand(t, "none", "sleep", ""),
+			Started: func(p *os.Process) { starts <- start{name, p.Pid} },
+			Exited:  func() { exits.Add(1) }}, nil
 	}}
 }
 
@@ -34,8 +36,8 @@ func TestSuperviseRestarts(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Supervise(ctx, []Child{sleeper(t, "engine", &exits)}, Restart{MinWait: 50 * time.Millisecond},
-			slog.New(slog.DiscardHandler), func(n string, p *os.Process) { starts <- start{n, p.Pid} })
+		done <- Supervise(ctx, []Child{sleeper(t, "engine", starts, &exits)}, Restart{MinWait: 50 * time.Millisecond},
+			slog.New(slog.DiscardHandler))
 	}()
 	first := <-starts
 	if err := syscall.Kill(first.pid, syscall.SIGKILL); err != nil {
@@ -67,8 +69,8 @@ func TestSuperviseNever(t *testing.T) {
 	starts := make(chan start, 8)
 	done := make(chan error, 1)
 	go func() {
-		done <- Supervise(context.Background(), []Child{sleeper(t, "engine", &exits), sleeper(t, "server", &exits)},
-			Restart{Never: true}, slog.New(slog.DiscardHandler), func(n string, p *os.Process) { starts <- start{n, p.Pid} })
+		done <- Supervise(context.Background(), []Child{sleeper(t, "engine", starts, &exits), sleeper(t, "server", starts, &exits)},
+			Restart{Never: true}, slog.New(slog.DiscardHandler))
 	}()
 	a, b := <-starts, <-starts
 	victim, other := a, b
@@ -102,7 +104,7 @@ func TestSuperviseSetupFailure(t *testing.T) {
 	}}
 	done := make(chan error, 1)
 	go func() {
-		done <- Supervise(context.Background(), []Child{c}, Restart{}, slog.New(slog.DiscardHandler), nil)
+		done <- Supervise(context.Background(), []Child{c}, Restart{}, slog.New(slog.DiscardHandler))
 	}()
 	select {
 	case err := <-done:
