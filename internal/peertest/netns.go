@@ -24,7 +24,7 @@ func VethPair(t testing.TB, a, b netip.Prefix) (nsA, nsB string) {
 	if !isRoot() {
 		unavailable(t, "network namespaces joined by veth need root")
 	}
-	needTools(t, "ip")
+	ip := needTools(t, "ip")[0]
 	n := netnsSeq.Add(1)
 	nsA = fmt.Sprintf("meridian-test-%d-%d-a", os.Getpid(), n)
 	nsB = fmt.Sprintf("meridian-test-%d-%d-b", os.Getpid(), n)
@@ -33,7 +33,7 @@ func VethPair(t testing.TB, a, b netip.Prefix) (nsA, nsB string) {
 		t.Cleanup(func() {
 			// Deleting the namespace removes its end of the veth pair,
 			// and with it the other end.
-			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+			if out, err := exec.Command(ip, "netns", "del", ns).CombinedOutput(); err != nil {
 				t.Logf("ip netns del %s: %v: %s", ns, err, out)
 			}
 		})
@@ -50,10 +50,11 @@ func VethPair(t testing.TB, a, b netip.Prefix) (nsA, nsB string) {
 	return nsA, nsB
 }
 
-// IP runs the ip command with args, failing t if it fails.
+// IP runs the ip command with args, failing t if it fails (or ending it
+// as a missing tool does, if there is no ip).
 func IP(t testing.TB, args ...string) {
 	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(needTools(t, "ip")[0], args...).CombinedOutput(); err != nil {
 		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 }

@@ -222,7 +222,7 @@ func boundUDP(pid int, ap netip.AddrPort) (bool, error) {
 	}
 	// The process, or one of its children: a daemon that splits itself
 	// hands its sockets to a child.
-	for _, p := range append([]int{pid}, Children(pid)...) {
+	for _, p := range append([]int{pid}, children(pid)...) {
 		fdDir := fmt.Sprintf("/proc/%d/fd", p)
 		fds, err := os.ReadDir(fdDir)
 		if err != nil {
@@ -238,9 +238,9 @@ func boundUDP(pid int, ap netip.AddrPort) (bool, error) {
 	return false, nil
 }
 
-// Children returns the pids of the children of process pid
+// children returns the pids of the children of process pid
 // (/proc/PID/task/*/children).
-func Children(pid int) []int {
+func children(pid int) []int {
 	var kids []int
 	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid)) // the pattern is valid
 	for _, f := range files {

@@ -112,12 +112,12 @@ func NewKeeper(c KeeperConfig) (*Keeper, error) {
 		stepFile: c.StepFile, log: c.Log, now: c.Now, mono: c.Mono}, nil
 }
 
-// Handle answers one request datagram b, writing the response into out
+// handle answers one request datagram b, writing the response into out
 // (ResponseLen bytes) and returning it. An invalid request is answered
 // StatusInvalid with what could be read of it; one against the policy
 // StatusRefused, and logged; both count toward MaxBad, and bad reports
 // that the session must end.
-func (k *Keeper) Handle(b, out []byte) (resp []byte, bad bool) {
+func (k *Keeper) handle(b, out []byte) (resp []byte, bad bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.settle()
@@ -225,10 +225,10 @@ func (k *Keeper) setFrequency(ppm float64) error {
 	return nil
 }
 
-// EndSession ends the engine's session (it hung up, died, or was taken
+// endSession ends the engine's session (it hung up, died, or was taken
 // for hostile): a slew under way is ended, the frequency brought back
 // within DriftPPM, so that no slew outlives the engine that asked for it.
-func (k *Keeper) EndSession() {
+func (k *Keeper) endSession() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.settle()
@@ -283,7 +283,7 @@ func (k *Keeper) Serve(conn net.Conn) error {
 	k.mu.Lock()
 	k.bad = 0 // a new engine starts with a clean record
 	k.mu.Unlock()
-	defer k.EndSession()
+	defer k.endSession()
 	in := make([]byte, RequestLen+1) // one more, so that a longer datagram is seen as such
 	out := make([]byte, ResponseLen)
 	for {
@@ -294,7 +294,7 @@ func (k *Keeper) Serve(conn net.Conn) error {
 		if err != nil {
 			return err
 		}
-		resp, bad := k.Handle(in[:n], out)
+		resp, bad := k.handle(in[:n], out)
 		if _, err := conn.Write(resp); err != nil {
 			return err
 		}

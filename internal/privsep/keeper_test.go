@@ -48,7 +48,7 @@ func serveKeeper(t *testing.T, k *Keeper) (*KeeperClock, net.Conn, <-chan error)
 // ask runs r through k and returns the response.
 func ask(t *testing.T, k *Keeper, r Request) Response {
 	t.Helper()
-	b, _ := k.Handle(r.Encode(make([]byte, RequestLen)), make([]byte, ResponseLen))
+	b, _ := k.handle(r.Encode(make([]byte, RequestLen)), make([]byte, ResponseLen))
 	resp, err := DecodeResponse(b)
 	if err != nil {
 		t.Fatalf("response to %+v: %v", r, err)
@@ -126,7 +126,7 @@ func TestCompromisedEngine(t *testing.T) {
 		append(Request{Op: OpFrequency, FreqPPM: 1}.Encode(make([]byte, RequestLen))[:8], make([]byte, 8)...),
 		{1, byte(OpFrequency)},
 	} {
-		out, _ := k.Handle(b, make([]byte, ResponseLen))
+		out, _ := k.handle(b, make([]byte, ResponseLen))
 		if resp, err := DecodeResponse(out); err != nil || resp.Status == StatusOK {
 			t.Errorf("request %x: %+v, %v; want refused", b, resp, err)
 		}
@@ -231,15 +231,15 @@ func FuzzKeeperHandle(f *testing.F) {
 		out := make([]byte, ResponseLen)
 		for range int(repeat%32) + 1 {
 			before := vc.Record()
-			resp, _ := k.Handle(b, out)
+			resp, _ := k.handle(b, out)
 			r, err := DecodeResponse(resp)
 			if err != nil {
-				t.Fatalf("Handle(%x) answered %x: %v", b, resp, err)
+				t.Fatalf("handle(%x) answered %x: %v", b, resp, err)
 			}
 			after := vc.Record()
 			if r.Status != StatusOK && (len(after.Steps) != len(before.Steps) || after.FrequencySet != before.FrequencySet ||
 				after.Leap != before.Leap || after.Synced != before.Synced) {
-				t.Fatalf("Handle(%x) = %v, yet the clock changed: %+v -> %+v", b, r.Status, before, after)
+				t.Fatalf("handle(%x) = %v, yet the clock changed: %+v -> %+v", b, r.Status, before, after)
 			}
 			var sum time.Duration
 			for _, s := range after.Steps {
@@ -286,7 +286,7 @@ func TestKeeperSlewBudget(t *testing.T) {
 	if s := ask(t, k, Request{Op: OpFrequency, FreqPPM: -20000}).Status; s != StatusOK {
 		t.Fatalf("a slew a day later: %v", s)
 	}
-	k.EndSession()
+	k.endSession()
 	if f, _ := vc.Frequency(); f != -DriftPPM {
 		t.Errorf("frequency after the session ended: %v ppm; want %v", f, -float64(DriftPPM))
 	}

@@ -526,12 +526,11 @@ func (c *Conn) File() (*os.File, error) {
 // or with the Conn. The socket keeps the options Listen set; whether
 // datagrams are steered is not known here, and Steered reports false.
 func FromFile(f *os.File) (*Conn, error) {
-	fd, err := unix.Dup(int(f.Fd()))
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	_ = f.Close() // fd is the Conn's own now, or there is none
 	if err != nil {
 		return nil, fmt.Errorf("dup: %w", err)
 	}
-	unix.CloseOnExec(fd)
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil || typ != unix.SOCK_DGRAM {
 		_ = unix.Close(fd)
