@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -220,24 +221,19 @@ func checkKeeper(t *testing.T, pid int) {
 	// No network socket: none of its descriptors is an IP socket.
 	ip := map[string]bool{}
 	for _, table := range []string{"udp", "udp6", "tcp", "tcp6"} {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		sockets, err := peertest.SocketTargets(pid, table, "")
 		if err != nil {
 			continue // no IPv6, say
 		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			if f := strings.Fields(line); len(f) > 9 {
-				ip["socket:["+f[9]+"]"] = true
-			}
-		}
+		maps.Copy(ip, sockets)
 	}
-	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
-	fds, err := os.ReadDir(fdDir)
+	fds, err := peertest.FDTargets(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, fd := range fds {
-		if target, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && ip[target] {
-			t.Errorf("keeper: descriptor %s is an IP socket (%s)", fd.Name(), target)
+	for n, target := range fds {
+		if ip[target] {
+			t.Errorf("keeper: descriptor %d is an IP socket (%s)", n, target)
 		}
 	}
 }
@@ -257,19 +253,13 @@ func checkConfined(t *testing.T, name string, pid int) {
 	// log), sockets, and the Go runtime's own (an epoll instance, an event
 	// descriptor, the cgroup's CPU limits it reads); nothing else, not
 	// even what the test's own parent leaves open.
-	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
-	fds, err := os.ReadDir(fdDir)
+	fds, err := peertest.FDTargets(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var targets []string
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
-		if err != nil {
-			continue
-		}
+	for n, target := range fds {
 		targets = append(targets, target)
-		n, _ := strconv.Atoi(fd.Name())
 		switch {
 		case strings.HasPrefix(target, "socket:"), strings.HasPrefix(target, "anon_inode:"),
 			strings.HasPrefix(target, "/sys/fs/cgroup/") && strings.Contains(target, "/cpu"):

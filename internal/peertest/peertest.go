@@ -201,41 +201,68 @@ func boundUDP(pid int, ap netip.AddrPort) (bool, error) {
 	if !ap.Addr().Is4() {
 		return false, fmt.Errorf("%v: only IPv4 is supported", ap)
 	}
-	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/udp", pid))
-	if err != nil {
-		return false, err
-	}
 	// The kernel prints the address as hex of its 4 bytes read as a
 	// native-endian integer, and the port as plain hex.
 	a := ap.Addr().As4()
-	local := fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(a[:]), ap.Port())
-	inodes := map[string]bool{}
-	for _, line := range strings.Split(string(table), "\n") {
-		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
-		f := strings.Fields(line)
-		if len(f) > 9 && f[1] == local {
-			inodes["socket:["+f[9]+"]"] = true
-		}
-	}
-	if len(inodes) == 0 {
-		return false, nil
+	inodes, err := SocketTargets(pid, "udp", fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(a[:]), ap.Port()))
+	if err != nil || len(inodes) == 0 {
+		return false, err
 	}
 	// The process, or one of its children: a daemon that splits itself
 	// hands its sockets to a child.
 	for _, p := range append([]int{pid}, children(pid)...) {
-		fdDir := fmt.Sprintf("/proc/%d/fd", p)
-		fds, err := os.ReadDir(fdDir)
+		fds, err := FDTargets(p)
 		if err != nil {
 			continue // a child that has exited since
 		}
-		for _, fd := range fds {
-			// An fd closed since ReadDir fails Readlink; skipping it is right.
-			if target, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && inodes[target] {
+		for _, target := range fds {
+			if inodes[target] {
 				return true, nil
 			}
 		}
 	}
 	return false, nil
+}
+
+// SocketTargets returns the sockets that /proc/PID/net/TABLE (udp, tcp6,
+// ...) lists, in their descriptors' form ("socket:[INODE]"): those bound
+// to local (as the table prints it), or all if local is "".
+func SocketTargets(pid int, table, local string) (map[string]bool, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+	if err != nil {
+		return nil, err
+	}
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+		f := strings.Fields(line)
+		if len(f) > 9 && (local == "" || f[1] == local) {
+			inodes["socket:["+f[9]+"]"] = true
+		}
+	}
+	return inodes, nil
+}
+
+// FDTargets returns what each open descriptor of process pid names (its
+// /proc/PID/fd link), by number. A descriptor closed while they are read
+// is left out.
+func FDTargets(pid int) (map[int]string, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	targets := map[int]string{}
+	for _, fd := range fds {
+		n, err := strconv.Atoi(fd.Name())
+		if err != nil {
+			continue
+		}
+		if target, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil {
+			targets[n] = target
+		}
+	}
+	return targets, nil
 }
 
 // children returns the pids of the children of process pid
