@@ -133,8 +133,7 @@ func (e *Engine) HandleResolved(now mono.Instant, n int, addrs []netip.Addr, err
 	case err != nil:
 		reason = err.Error()
 	case ns.cfg.Pool:
-		e.fillPool(now, n, members, addrs)
-		if len(e.members(n)) < ns.cfg.max() {
+		if e.fillPool(now, n, len(members), addrs) < ns.cfg.max() {
 			reason = "too few usable addresses"
 		}
 	default:
@@ -191,18 +190,19 @@ func (e *Engine) usable(now mono.Instant, n int, addr netip.Addr) (netip.AddrPor
 	return ap, true
 }
 
-// fillPool adds members to pool n from addrs until it has its most.
-func (e *Engine) fillPool(now mono.Instant, n int, members []int, addrs []netip.Addr) {
-	have := len(members)
+// fillPool adds members to pool n, which has have, from addrs until it
+// has its most, and returns how many it has.
+func (e *Engine) fillPool(now mono.Instant, n, have int, addrs []netip.Addr) int {
 	for _, a := range addrs {
 		if have >= e.names[n].cfg.max() {
-			return
+			break
 		}
 		if ap, ok := e.usable(now, n, a); ok {
 			e.addFrom(now, n, ap)
 			have++
 		}
 	}
+	return have
 }
 
 // keepServer keeps server n's source if its address is still among
