@@ -290,6 +290,15 @@ func TestRefID(t *testing.T) {
 	if got := RefIDFromAddr(netip.MustParseAddr("::ffff:192.0.2.7")); got != (RefID{192, 0, 2, 7}) {
 		t.Errorf("RefIDFromAddr(mapped) = %v", got)
 	}
+	for _, a := range []string{"192.0.2.33", "127.0.0.1", "10.1.2.3"} {
+		if got := RefIDFromAddr(netip.MustParseAddr(a)); got != RefID(netip.MustParseAddr(a).As4()) {
+			t.Errorf("RefIDFromAddr(%s) = %v", a, got)
+		}
+	}
+	// Another IPv6 address, another reference ID.
+	if a, b := RefIDFromAddr(netip.MustParseAddr("2001:db8::1")), RefIDFromAddr(netip.MustParseAddr("2001:db8::2")); a == b {
+		t.Errorf("RefIDFromAddr: 2001:db8::1 and ::2 both %v", a)
+	}
 	// RFC 5905 §7.3: first four octets of the MD5 hash of the IPv6 address.
 	// md5(::1 as 16 bytes) = cf404dc806178c245b5b4fe2531e6d8c.
 	if got := RefIDFromAddr(netip.IPv6Loopback()); got != (RefID{0xcf, 0x40, 0x4d, 0xc8}) {
